@@ -1,0 +1,231 @@
+"""imgsite settings: one module, driven by the environment, failing loudly on bad values."""
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envstr(name, default=""):
+    return os.environ.get(name, default)
+
+
+def envbool(name, default="False"):
+    value = os.environ.get(name, default).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
+
+
+def envint(name, default):
+    value = os.environ.get(name, str(default))
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+
+
+def envfloat(name, default):
+    value = os.environ.get(name, str(default))
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+
+
+def require(name, value):
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set")
+    return value
+
+
+DEBUG = envbool("DEBUG", "True")
+SECRET_KEY = envstr("SECRET_KEY", "dev-only-secret-key-not-for-production" if DEBUG else "")
+require("SECRET_KEY", SECRET_KEY)
+ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "").split(",")
+CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
+
+# Where local state lives: the SQLite database and the built model artifacts.
+VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "imgsite",
+    "classifier",
+    "scaling",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "imgsite.urls"
+WSGI_APPLICATION = "imgsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def database_from_url(url):
+    if not url:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # WAL lets the web and the workers read while one writes; IMMEDIATE
+            # transactions plus a busy timeout turn lock contention into waiting.
+            "OPTIONS": {
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+            },
+        }
+    try:
+        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+    except Exception as exc:
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+
+
+DATABASES = {"default": database_from_url(envstr("DATABASE_URL"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "classifier:batches"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
+# --- AWS: S3 for images, SQS for jobs. An empty endpoint means real AWS. ---
+AWS_ENDPOINT_URL = envstr("AWS_ENDPOINT_URL")
+if AWS_ENDPOINT_URL and urlsplit(AWS_ENDPOINT_URL).scheme not in ("http", "https"):
+    raise ImproperlyConfigured(f"AWS_ENDPOINT_URL={AWS_ENDPOINT_URL!r} must be an http(s) URL")
+AWS_REGION = require("AWS_REGION", envstr("AWS_REGION", "us-east-1"))
+IMAGE_BUCKET = require("IMAGE_BUCKET", envstr("IMAGE_BUCKET", "imgsite-images"))
+CLASSIFY_QUEUE = require("CLASSIFY_QUEUE", envstr("CLASSIFY_QUEUE", "imgsite-classify"))
+DEAD_LETTER_QUEUE = require("DEAD_LETTER_QUEUE", envstr("DEAD_LETTER_QUEUE", "imgsite-classify-dlq"))
+# A message that crashes its worker this many times moves to the dead-letter queue.
+MAX_RECEIVE_COUNT = envint("MAX_RECEIVE_COUNT", 3)
+# Seconds a received message stays hidden; far above the longest task (a group takes ~1 s).
+SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 300)
+PRESIGNED_URL_EXPIRY = envint("PRESIGNED_URL_EXPIRY", 300)
+
+STORAGES = {
+    "default": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": IMAGE_BUCKET,
+            "region_name": AWS_REGION,
+            "endpoint_url": AWS_ENDPOINT_URL or None,
+            "signature_version": "s3v4",
+            "addressing_style": "path" if AWS_ENDPOINT_URL else "virtual",
+            "default_acl": None,
+            "querystring_auth": True,
+            "querystring_expire": PRESIGNED_URL_EXPIRY,
+            "file_overwrite": False,
+            "object_parameters": {"ServerSideEncryption": "AES256"},
+        },
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# --- Uploads: every file goes to a temporary file, never into memory. ---
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+MAX_FILES_PER_REQUEST = envint("MAX_FILES_PER_REQUEST", 500)
+DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_REQUEST
+# Images per SQS message: fewer, larger messages keep SQS cheap and let workers batch.
+IMAGES_PER_MESSAGE = envint("IMAGES_PER_MESSAGE", 8)
+
+
+def broker_url():
+    """Derive the kombu SQS URL from AWS_ENDPOINT_URL unless CELERY_BROKER_URL is given."""
+    if envstr("CELERY_BROKER_URL"):
+        return envstr("CELERY_BROKER_URL")
+    if not AWS_ENDPOINT_URL:
+        return "sqs://"
+    endpoint = urlsplit(AWS_ENDPOINT_URL)
+    key = envstr("AWS_ACCESS_KEY_ID", "testing")
+    secret = envstr("AWS_SECRET_ACCESS_KEY", "testing")
+    return f"sqs://{key}:{secret}@{endpoint.netloc}//"
+
+
+CELERY_BROKER_URL = broker_url()
+if not CELERY_BROKER_URL.startswith("sqs://"):
+    raise ImproperlyConfigured(f"CELERY_BROKER_URL={CELERY_BROKER_URL!r} must be an sqs:// URL")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "region": AWS_REGION,
+    "is_secure": urlsplit(AWS_ENDPOINT_URL).scheme == "https" if AWS_ENDPOINT_URL else True,
+    "visibility_timeout": SQS_VISIBILITY_TIMEOUT,
+    "wait_time_seconds": envint("SQS_WAIT_TIME_SECONDS", 10),
+    "polling_interval": 0,
+}
+CELERY_TASK_DEFAULT_QUEUE = CLASSIFY_QUEUE
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # SQS has no broadcast; busy state lives in the database
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = SQS_VISIBILITY_TIMEOUT // 2
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- The classifier. ---
+CLASSIFIER_MODEL = envstr("CLASSIFIER_MODEL", "efficientnet_lite0")
+CLASSIFIER_RUNTIME = envstr("CLASSIFIER_RUNTIME", "keras")
+MODEL_DIR = Path(envstr("MODEL_DIR", str(VAR_DIR / "models")))
+RESNET50_WEIGHTS = envstr("RESNET50_WEIGHTS", str(MODEL_DIR / "resnet50_imagenet.weights.h5"))
+CLASSIFIER_TOP_K = envint("CLASSIFIER_TOP_K", 5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
+    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
