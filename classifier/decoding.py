@@ -1,0 +1,298 @@
+"""Decode untrusted image uploads safely: sniff, cap the size, then decode to 8-bit RGB."""
+
+import io
+import logging
+import re
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+UPLOAD_HINT = "upload JPEG, PNG, GIF, WebP, BMP or TIFF."
+HEIF_BRANDS = {b"heic", b"heix", b"mif1", b"msf1", b"avif"}
+EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = {5, 6, 7, 8}
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+EMPTY = "The file is empty."
+TEXT = "Not an image: looks like HTML/text."
+TRUNCATED = "The image is truncated or corrupt."
+UNRECOGNISED = "Unrecognised image format; " + UPLOAD_HINT
+SVG = "SVG is not supported; " + UPLOAD_HINT
+PDF = "PDF is not supported; " + UPLOAD_HINT
+ZIP = "Not an image: looks like a ZIP archive (or an Office document)."
+GZIP = "Not an image: looks like a compressed (gzip) file."
+HEIF = "HEIC/AVIF is not supported; " + UPLOAD_HINT
+BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+
+
+class UndecodableImage(ValueError):
+    """Bad image input; str(exc) is a reason a person can read."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the header says; width and height are as displayed (EXIF orientation applied)."""
+
+    format: str
+    width: int
+    height: int
+    content_type: str
+
+
+def max_image_pixels():
+    """The pixel cap: settings.MAX_IMAGE_PIXELS, tightened by Pillow's own limit if lower."""
+    limit = _setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+    if Image.MAX_IMAGE_PIXELS:
+        limit = min(limit, Image.MAX_IMAGE_PIXELS)
+    return limit
+
+
+def max_upload_bytes():
+    return _setting("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
+
+
+def _setting(name, default):
+    from django.conf import settings
+
+    if not settings.configured:
+        return default
+    return getattr(settings, name, default)
+
+
+def read_header(fileobj):
+    """Identify format and size without decoding pixels; leaves fileobj at position 0."""
+    try:
+        data = _read_bytes(fileobj)
+    finally:
+        if hasattr(fileobj, "seek"):
+            fileobj.seek(0)
+    with _pillow_errors():
+        image = _open_checked(data)
+        _check_complete(image.format, data)
+    format = _format_name(image)
+    width, height = _upright_size(image)
+    return ImageHeader(format, width, height, CONTENT_TYPES[format])
+
+
+def open_image(source):
+    """Fully decode bytes, a file, a path or a PIL image to an upright 8-bit RGB image."""
+    with _pillow_errors():
+        if isinstance(source, Image.Image):
+            image = source
+            _check_pixels(image.width, image.height)
+        else:
+            image = _open_checked(_read_bytes(source))
+        # Pillow's default, but it is process-wide: make sure nobody turned it on.
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        image.seek(0)
+        image.load()
+        image = _upright(image)
+        return to_rgb(image)
+
+
+def make_thumbnail(image, size=256):
+    """A JPEG thumbnail whose longest side is at most `size`, aspect kept."""
+    thumbnail = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    thumbnail.thumbnail((size, size), Image.Resampling.LANCZOS)
+    output = io.BytesIO()
+    thumbnail.save(output, format="JPEG", quality=80, optimize=True)
+    return output.getvalue()
+
+
+def to_rgb(image):
+    """Convert any decoded mode to 8-bit RGB; alpha and transparency go onto white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        image = _to_8bit_grey(image)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if image.mode == "RGB":
+        return image
+    return image.convert("RGB")
+
+
+def _to_8bit_grey(image):
+    """Scale 16-bit or 32-bit grey to 0..255 instead of clipping everything to white."""
+    image = image.convert("F") if image.mode == "F" else image.convert("I")
+    low, high = image.getextrema()
+    if image.mode == "I" and 0 <= low and high <= 65535:
+        scale, offset = 255 / 65535, 0
+    else:
+        scale = 255 / (high - low) if high > low else 0
+        offset = -low * scale
+    return image.point(lambda value: value * scale + offset).convert("L")
+
+
+def _upright_size(image):
+    """Width and height as displayed, i.e. after the EXIF orientation is applied."""
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION)
+    except Exception:
+        logger.info("Ignoring unreadable EXIF", exc_info=True)
+        orientation = None
+    if orientation in QUARTER_TURNS:
+        return image.height, image.width
+    return image.width, image.height
+
+
+def _upright(image):
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:
+        # Broken EXIF should not cost us an otherwise good picture.
+        logger.info("Ignoring unreadable EXIF orientation", exc_info=True)
+        return image
+
+
+def _read_bytes(source):
+    """The whole input as bytes, refusing empty and oversized files."""
+    limit = max_upload_bytes()
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif isinstance(source, (str, Path)):
+        with open(source, "rb") as file:
+            data = file.read(limit + 1)
+    else:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        data = source.read(limit + 1)
+    if not data:
+        raise UndecodableImage(EMPTY)
+    if len(data) > limit:
+        raise UndecodableImage(f"The file is too large (limit {limit:,} bytes).")
+    return data
+
+
+def sniff(data):
+    """A specific reason if the first bytes show a known non-image, else None."""
+    head = data[:1024]
+    if head.startswith(b"%PDF"):
+        return PDF
+    if head[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
+        return ZIP
+    if head.startswith(b"\x1f\x8b"):
+        return GZIP
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        return HEIF
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return SVG
+    if _looks_like_text(head):
+        return TEXT
+    return None
+
+
+def _looks_like_text(head):
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:
+        # Only a multi-byte character cut off at the end of the sample is forgiven.
+        if error.start < len(head) - 3:
+            return False
+        text = head[: error.start].decode("utf-8")
+    return all(char.isprintable() or char in "\t\r\n\f" for char in text)
+
+
+def _open_checked(data):
+    """Image.open restricted to accepted formats, with the pixel cap checked before decoding."""
+    reason = sniff(data)
+    if reason:
+        raise UndecodableImage(reason)
+    image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
+    _check_pixels(image.width, image.height)
+    return image
+
+
+def _check_pixels(width, height):
+    limit = max_image_pixels()
+    if width * height > limit:
+        raise UndecodableImage(
+            f"The image is too large: {width}×{height} pixels (limit {limit:,})."
+        )
+
+
+def _format_name(image):
+    # Phone cameras write multi-picture JPEGs, which Pillow calls MPO.
+    return "JPEG" if image.format == "MPO" else image.format
+
+
+def _check_complete(format, data):
+    """Cheap end-of-file checks that catch truncated uploads without decoding pixels."""
+    complete = True
+    if format == "PNG":
+        # Walks the chunks to IEND checking CRCs; no inflating.
+        Image.open(io.BytesIO(data), formats=["PNG"]).verify()
+    elif format in ("JPEG", "MPO"):
+        complete = _jpeg_has_end(data)
+    elif format == "WEBP":
+        complete = int.from_bytes(data[4:8], "little") + 8 <= len(data)
+    if not complete:
+        raise UndecodableImage(TRUNCATED)
+
+
+def _jpeg_has_end(data):
+    """True if an end-of-image marker follows the first scan (EXIF thumbnails come before it)."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            position += 1  # Pillow skips junk between segments, so we do too.
+            continue
+        marker = data[position + 1]
+        if marker == 0xFF:
+            position += 1
+        elif marker == 0xDA:
+            return data.find(b"\xff\xd9", position) != -1
+        elif 0xD0 <= marker <= 0xD8 or marker == 0x01:
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    return False
+
+
+@contextmanager
+def _pillow_errors():
+    """Turn bomb warnings into errors, and every Pillow failure into UndecodableImage."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            yield
+        except UndecodableImage:
+            raise
+        except Exception as error:
+            logger.info("Undecodable image", exc_info=True)
+            raise UndecodableImage(_reason(error)) from error
+
+
+def _reason(error):
+    if isinstance(error, BOMB_ERRORS):
+        return _bomb_reason(str(error))
+    if isinstance(error, UnidentifiedImageError):
+        return UNRECOGNISED
+    if isinstance(error, MemoryError):
+        return "The image is too large to decode."
+    return TRUNCATED
+
+
+def _bomb_reason(message):
+    match = re.search(r"\((\d+) pixels\)", message)
+    limit = max_image_pixels()
+    if match:
+        pixels = int(match.group(1))
+        return f"The image is too large: {pixels:,} pixels (limit {limit:,})."
+    return f"The image is too large (limit {limit:,} pixels)."

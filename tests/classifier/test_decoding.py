@@ -1,0 +1,226 @@
+import io
+import struct
+import time
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFile
+
+from classifier import decoding
+from classifier.decoding import (
+    UndecodableImage,
+    make_thumbnail,
+    open_image,
+    read_header,
+)
+from tests.corpus import (
+    BAD_FILE_REASONS,
+    bad_files,
+    grey16,
+    odd_but_valid_files,
+    oversize_file,
+    photo,
+    photo_jpeg,
+)
+
+BAD = bad_files()
+ODD = odd_but_valid_files()
+
+# filename -> (format, width, height) as displayed.
+ODD_EXPECTED = {
+    "cmyk.jpg": ("JPEG", 451, 300),
+    "grey16.png": ("PNG", 512, 512),
+    "palette_transparent.png": ("PNG", 451, 300),
+    "rgba.png": ("PNG", 451, 300),
+    "grey.jpg": ("JPEG", 600, 400),
+    "animated.gif": ("GIF", 451, 300),
+    "photo.webp": ("WEBP", 600, 400),
+    "photo.bmp": ("BMP", 512, 512),
+    "photo.tiff": ("TIFF", 512, 512),
+    "actually_jpeg.png": ("JPEG", 451, 300),
+    "rotated_exif.jpg": ("JPEG", 451, 300),
+}
+
+
+def pixels(image):
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def mean_difference(first, second):
+    return float(np.abs(pixels(first) - pixels(second)).mean())
+
+
+def test_corpus_covers_every_bad_file():
+    assert BAD.keys() == BAD_FILE_REASONS.keys()
+    assert ODD.keys() == ODD_EXPECTED.keys()
+
+
+@pytest.mark.parametrize("name", BAD_FILE_REASONS)
+def test_read_header_refuses_bad_file_with_reason(name):
+    with pytest.raises(UndecodableImage) as caught:
+        read_header(io.BytesIO(BAD[name]))
+    assert BAD_FILE_REASONS[name] in str(caught.value)
+
+
+@pytest.mark.parametrize("name", BAD_FILE_REASONS)
+def test_open_image_refuses_bad_file_with_reason(name):
+    with pytest.raises(UndecodableImage) as caught:
+        open_image(BAD[name])
+    assert BAD_FILE_REASONS[name] in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ODD_EXPECTED)
+def test_read_header_identifies_odd_file(name):
+    format, width, height = ODD_EXPECTED[name]
+    header = read_header(io.BytesIO(ODD[name]))
+    assert (header.format, header.width, header.height) == (format, width, height)
+    assert header.content_type == decoding.CONTENT_TYPES[format]
+
+
+@pytest.mark.parametrize("name", ODD_EXPECTED)
+def test_open_image_decodes_odd_file_to_rgb(name):
+    image = open_image(ODD[name])
+    assert image.mode == "RGB"
+    assert image.size == ODD_EXPECTED[name][1:]
+
+
+def test_it_trusts_bytes_not_the_filename():
+    header = read_header(io.BytesIO(ODD["actually_jpeg.png"]))
+    assert header.content_type == "image/jpeg"
+
+
+def test_it_turns_exif_rotated_photo_upright():
+    image = open_image(ODD["rotated_exif.jpg"])
+    assert image.size == photo("chelsea").size
+    assert mean_difference(image, photo("chelsea")) < 6
+
+
+def test_it_takes_first_frame_of_animation():
+    image = open_image(ODD["animated.gif"])
+    negative = Image.fromarray(255 - np.asarray(photo("chelsea")))
+    assert mean_difference(image, photo("chelsea")) < 10
+    assert mean_difference(image, negative) > 60
+
+
+def test_it_composites_alpha_on_white():
+    image = pixels(open_image(ODD["rgba.png"]))
+    original = pixels(photo("chelsea"))
+    assert (image[:, :225] == 255).all()
+    assert (image[:, 226:] == original[:, 226:]).all()
+
+
+def test_it_paints_transparent_palette_entries_white():
+    image = pixels(open_image(ODD["palette_transparent.png"]))
+    assert (image[:100, :100] == 255).all()
+    assert image[100:, 100:].mean() < 200
+
+
+def test_it_scales_16_bit_grey_to_8_bit():
+    image = pixels(open_image(ODD["grey16.png"]))[:, :, 0]
+    expected = np.asarray(grey16(), dtype=np.int32) // 257
+    assert image.std() > 20
+    assert np.abs(image - expected).max() <= 1
+
+
+def test_it_converts_cmyk_to_rgb():
+    assert mean_difference(open_image(ODD["cmyk.jpg"]), photo("chelsea")) < 6
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file", "path", "pillow"])
+def test_open_image_accepts_every_source(kind, tmp_path):
+    content = photo_jpeg()
+    path = tmp_path / "photo.jpg"
+    path.write_bytes(content)
+    sources = {
+        "bytes": content,
+        "file": io.BytesIO(content),
+        "path": str(path),
+        "pillow": Image.open(io.BytesIO(content)),
+    }
+    assert open_image(sources[kind]).size == (451, 300)
+
+
+def test_read_header_leaves_file_at_start():
+    good = io.BytesIO(photo_jpeg())
+    good.seek(100)
+    read_header(good)
+    assert good.tell() == 0
+    bad = io.BytesIO(BAD["truncated.jpg"])
+    bad.seek(100)
+    with pytest.raises(UndecodableImage):
+        read_header(bad)
+    assert bad.tell() == 0
+
+
+def test_it_refuses_bomb_without_decoding():
+    started = time.perf_counter()
+    for _ in range(20):
+        with pytest.raises(UndecodableImage, match="too large"):
+            open_image(BAD["bomb.png"])
+    assert time.perf_counter() - started < 1
+
+
+def test_it_refuses_truncated_even_if_someone_allowed_it(monkeypatch):
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(UndecodableImage, match="truncated"):
+        open_image(BAD["truncated.jpg"])
+
+
+def test_it_respects_pixel_setting(settings):
+    settings.MAX_IMAGE_PIXELS = 100_000
+    with pytest.raises(UndecodableImage) as caught:
+        read_header(io.BytesIO(photo_jpeg()))
+    assert str(caught.value) == (
+        "The image is too large: 451×300 pixels (limit 100,000)."
+    )
+
+
+def test_it_turns_pillow_bomb_warning_into_refusal(monkeypatch):
+    # 451×300 is between Pillow's limit and twice it, where Pillow only warns.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100_000)
+    with pytest.raises(UndecodableImage, match="135,300 pixels"):
+        open_image(photo_jpeg())
+
+
+def test_it_refuses_oversize_file(settings):
+    settings.MAX_UPLOAD_BYTES = 10_000
+    content = oversize_file(10_000)
+    assert len(content) == 10_001
+    with pytest.raises(UndecodableImage, match="too large"):
+        read_header(io.BytesIO(content))
+    with pytest.raises(UndecodableImage, match="too large"):
+        open_image(content)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError("x"),
+        SyntaxError("x"),
+        ValueError("x"),
+        struct.error("x"),
+        EOFError(),
+        IndexError(),
+        KeyError("x"),
+        ZeroDivisionError(),
+    ],
+)
+def test_it_maps_any_pillow_error_to_readable_reason(error, monkeypatch):
+    def failing_open(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(decoding.Image, "open", failing_open)
+    with pytest.raises(UndecodableImage, match="truncated or corrupt"):
+        open_image(photo_jpeg())
+
+
+def test_thumbnail_keeps_aspect():
+    thumbnail = Image.open(io.BytesIO(make_thumbnail(open_image(photo_jpeg("coffee")))))
+    assert (thumbnail.format, thumbnail.size) == ("JPEG", (256, 171))
+    small = Image.open(io.BytesIO(make_thumbnail(photo("astronaut"), size=100)))
+    assert small.size == (100, 100)
+
+
+def test_thumbnail_does_not_enlarge_small_image():
+    tiny = open_image(photo_jpeg(max_side=64))
+    assert Image.open(io.BytesIO(make_thumbnail(tiny))).size == (64, 43)

@@ -1,0 +1,177 @@
+"""Image test corpus built in memory: bad uploads and odd-but-valid ones (filename -> bytes)."""
+
+import io
+import random
+import struct
+import zipfile
+import zlib
+from functools import cache
+
+import numpy as np
+from PIL import Image
+from skimage import data
+
+PHOTOS = {"chelsea": data.chelsea, "coffee": data.coffee, "astronaut": data.astronaut}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+EXIF_ORIENTATION = 0x0112
+
+# A fragment of the reason each bad file must be refused with.
+BAD_FILE_REASONS = {
+    "empty.jpg": "The file is empty.",
+    "notes.jpg": "Not an image: looks like HTML/text.",
+    "page.jpg": "Not an image: looks like HTML/text.",
+    "truncated.jpg": "The image is truncated or corrupt.",
+    "truncated.png": "The image is truncated or corrupt.",
+    "bomb.png": "The image is too large: 10,000,000,000 pixels",
+    "bomb_under_pillow_limit.png": "The image is too large: 8000×8000 pixels",
+    "drawing.svg": "SVG is not supported",
+    "document.pdf": "PDF is not supported",
+    "archive.zip": "Not an image: looks like a ZIP archive",
+    "photo.heic": "HEIC/AVIF is not supported",
+    "noise.jpg": "Unrecognised image format",
+}
+
+
+@cache
+def photo(name="chelsea"):
+    """A scikit-image sample photo as an RGB PIL image (chelsea 451×300, coffee 600×400)."""
+    return Image.fromarray(PHOTOS[name]())
+
+
+def photo_jpeg(name="chelsea", max_side=None):
+    """A real photo as JPEG bytes, optionally shrunk so its longest side is max_side."""
+    image = photo(name).copy()
+    if max_side:
+        image.thumbnail((max_side, max_side))
+    return encode(image, "JPEG", quality=90)
+
+
+def encode(image, format, **options):
+    output = io.BytesIO()
+    image.save(output, format=format, **options)
+    return output.getvalue()
+
+
+def bad_files():
+    """Uploads that must be refused, keyed by filename (see BAD_FILE_REASONS)."""
+    jpeg = photo_jpeg()
+    png = encode(photo("chelsea"), "PNG")
+    return {
+        "empty.jpg": b"",
+        "notes.jpg": "Shopping list:\n- milk\n- crème fraîche\n".encode() * 20,
+        "page.jpg": b"<!DOCTYPE html>\n<html><head><title>404</title></head></html>\n",
+        "truncated.jpg": jpeg[: len(jpeg) // 2],
+        "truncated.png": png[: len(png) // 2],
+        "bomb.png": png_bomb(100_000, 100_000),
+        "bomb_under_pillow_limit.png": png_bomb(8000, 8000),
+        "drawing.svg": svg(),
+        "document.pdf": pdf(),
+        "archive.zip": zip_archive(),
+        "photo.heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+        "noise.jpg": random.Random(7).randbytes(4096),
+    }
+
+
+def odd_but_valid_files():
+    """Unusual but valid images that must decode to RGB, keyed by filename."""
+    chelsea = photo("chelsea")
+    return {
+        "cmyk.jpg": encode(chelsea.convert("CMYK"), "JPEG", quality=90),
+        "grey16.png": encode(grey16(), "PNG"),
+        "palette_transparent.png": encode(palette_with_hole(), "PNG"),
+        "rgba.png": encode(rgba_half_transparent(), "PNG"),
+        "grey.jpg": encode(photo("coffee").convert("L"), "JPEG", quality=90),
+        "animated.gif": animated_gif(),
+        "photo.webp": encode(photo("coffee"), "WEBP", quality=85),
+        "photo.bmp": encode(photo("astronaut"), "BMP"),
+        "photo.tiff": encode(photo("astronaut"), "TIFF", compression="tiff_lzw"),
+        "actually_jpeg.png": photo_jpeg(),
+        "rotated_exif.jpg": exif_rotated_jpeg(),
+    }
+
+
+def oversize_file(limit):
+    """limit + 1 bytes: a JPEG/JFIF header followed by padding."""
+    header = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+    return header + bytes(limit + 1 - len(header))
+
+
+def png_bomb(width, height):
+    """A tiny PNG declaring width×height RGB pixels; only a header check can stop it."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00" * 1024)
+    return (
+        PNG_SIGNATURE
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", pixels)
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def png_chunk(kind, body):
+    checksum = zlib.crc32(kind + body)
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", checksum)
+
+
+def svg():
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        b'<circle cx="50" cy="50" r="40" fill="red"/></svg>\n'
+    )
+
+
+def pdf():
+    return (
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\n"
+        b"2 0 obj << /Type /Pages /Kids [] /Count 0 >> endobj\n"
+        b"trailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+
+
+def zip_archive():
+    output = io.BytesIO()
+    with zipfile.ZipFile(output, "w") as archive:
+        archive.writestr("photo.jpg", photo_jpeg(max_side=64))
+    return output.getvalue()
+
+
+def grey16():
+    """The astronaut in 16-bit grey (mode I;16), using the full 0..65535 range."""
+    grey = np.asarray(photo("astronaut").convert("L"), dtype=np.uint16) * 257
+    return Image.fromarray(grey)
+
+
+def palette_with_hole():
+    """Chelsea as a palette image whose top-left 100×100 uses a transparent black index."""
+    image = photo("chelsea").quantize(colors=255)
+    image.putpalette(image.getpalette()[: 255 * 3] + [0, 0, 0])
+    image.paste(255, (0, 0, 100, 100))
+    image.info["transparency"] = 255
+    return image
+
+
+def rgba_half_transparent():
+    """Chelsea with a fully transparent left half."""
+    image = photo("chelsea").convert("RGBA")
+    alpha = Image.new("L", image.size, 255)
+    alpha.paste(0, (0, 0, image.width // 2, image.height))
+    image.putalpha(alpha)
+    return image
+
+
+def animated_gif():
+    """Two frames: chelsea, then chelsea in negative."""
+    first = photo("chelsea")
+    second = Image.fromarray(255 - np.asarray(first))
+    output = io.BytesIO()
+    first.save(output, "GIF", save_all=True, append_images=[second], duration=100)
+    return output.getvalue()
+
+
+def exif_rotated_jpeg():
+    """Chelsea stored rotated a quarter turn left, with EXIF Orientation=6 to undo it."""
+    stored = photo("chelsea").transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    return encode(stored, "JPEG", quality=90, exif=exif.tobytes())
