@@ -1,0 +1,203 @@
+"""Classify images: one model per process, chosen by settings, loaded lazily, called per batch.
+
+TensorFlow is only imported once `get_classifier()` (or `load_classifier()`) runs,
+so the web process can import this module for free.
+"""
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from itertools import islice
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from classifier import efficientnet, resnet
+from classifier.decoding import UndecodableImage, open_image
+from classifier.labels import imagenet_labels
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 32
+RUNTIMES = ("keras", "litert")
+
+
+@dataclass(frozen=True)
+class Label:
+    index: int
+    wnid: str
+    label: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Result:
+    labels: tuple[Label, ...] = ()
+    error: str = ""  # readable reason when the image could not be classified
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to prepare input for one model and load it per runtime; adding a model is one MODELS entry."""
+
+    name: str
+    input_size: int
+    preprocess: Callable  # PIL RGB image -> (size, size, 3) float32 array
+    load_keras: Callable  # () -> keras.Model returning logits
+    tflite_path: Callable | None = None  # () -> path of the .tflite artifact
+
+
+MODELS = {
+    efficientnet.NAME: ModelSpec(
+        name=efficientnet.NAME,
+        input_size=efficientnet.IMAGE_SIZE,
+        preprocess=efficientnet.preprocess,
+        load_keras=lambda: efficientnet.load_keras_model(settings.MODEL_DIR),
+        tflite_path=lambda: efficientnet.checked_tflite_path(settings.MODEL_DIR),
+    ),
+    resnet.NAME: ModelSpec(
+        name=resnet.NAME,
+        input_size=resnet.IMAGE_SIZE,
+        preprocess=resnet.preprocess,
+        load_keras=lambda: resnet.load_keras_model(settings.RESNET50_WEIGHTS),
+    ),
+}
+
+
+class Classifier:
+    """A loaded model: .name, .runtime, .input_size, .preprocess(image) and .predict(batch)."""
+
+    def __init__(self, spec, runtime, logits):
+        self.name = spec.name
+        self.runtime = runtime
+        self.input_size = spec.input_size
+        self.preprocess = spec.preprocess
+        self.logits = logits
+
+    def predict(self, batch):
+        """(N, size, size, 3) float32 -> (N, 1000) probabilities, in one model call."""
+        return softmax(self.logits(np.asarray(batch, dtype=np.float32)))
+
+    def __repr__(self):
+        return f"<Classifier {self.name} on {self.runtime}>"
+
+
+def softmax(logits):
+    shifted = np.asarray(logits, dtype=np.float64)
+    shifted = np.exp(shifted - shifted.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def keras_logits(model):
+    """A compiled batch call of the Keras model (traced once for any batch size)."""
+    import tensorflow as tf
+
+    signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)]
+    call = tf.function(lambda batch: model(batch, training=False), input_signature=signature)
+    return lambda batch: call(batch).numpy()
+
+
+def litert_threads():
+    """Interpreter threads: settings.CLASSIFIER_THREADS or $CLASSIFIER_THREADS, else every core."""
+    value = getattr(settings, "CLASSIFIER_THREADS", None) or os.environ.get("CLASSIFIER_THREADS")
+    return int(value) if value else (os.cpu_count() or 1)
+
+
+class LiteRTLogits:
+    """A LiteRT interpreter resized to each batch size it is given; one call at a time."""
+
+    def __init__(self, path, num_threads):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        except Exception as exc:
+            raise ImproperlyConfigured(
+                f"The model file {path} is unreadable ({exc}); rebuild it with `python manage.py build_model --force`."
+            ) from exc
+        self.input_index = self.interpreter.get_input_details()[0]["index"]
+        self.output_index = self.interpreter.get_output_details()[0]["index"]
+        self.batch_shape = None
+        self.lock = threading.Lock()
+
+    def __call__(self, batch):
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        with self.lock:
+            if batch.shape != self.batch_shape:
+                self.interpreter.resize_tensor_input(self.input_index, batch.shape)
+                self.interpreter.allocate_tensors()
+                self.batch_shape = batch.shape
+            self.interpreter.set_tensor(self.input_index, batch)
+            self.interpreter.invoke()
+            return self.interpreter.get_tensor(self.output_index).copy()
+
+
+def load_classifier(name, runtime):
+    """Load model `name` on `runtime` ("keras" or "litert"); not cached, see get_classifier()."""
+    if name not in MODELS:
+        raise ImproperlyConfigured(f"CLASSIFIER_MODEL={name!r} is not one of {sorted(MODELS)}")
+    if runtime not in RUNTIMES:
+        raise ImproperlyConfigured(f"CLASSIFIER_RUNTIME={runtime!r} is not one of {list(RUNTIMES)}")
+    spec = MODELS[name]
+    if runtime == "litert":
+        if spec.tflite_path is None:
+            raise ImproperlyConfigured(f"{name} has no LiteRT artifact; use CLASSIFIER_RUNTIME=keras")
+        return Classifier(spec, runtime, LiteRTLogits(spec.tflite_path(), litert_threads()))
+    return Classifier(spec, runtime, keras_logits(spec.load_keras()))
+
+
+@cache
+def get_classifier():
+    """The classifier chosen by settings.CLASSIFIER_MODEL and CLASSIFIER_RUNTIME, loaded once per process."""
+    classifier = load_classifier(settings.CLASSIFIER_MODEL, settings.CLASSIFIER_RUNTIME)
+    log.info("loaded %r", classifier)
+    return classifier
+
+
+def top_labels(probabilities, top_k):
+    names = imagenet_labels()
+    best = np.argsort(-probabilities, kind="stable")[:top_k]
+    return tuple(Label(int(i), names[i][0], names[i][1], float(probabilities[i])) for i in best)
+
+
+def prepare(classifier, source):
+    """The model input for one source, or a readable reason why there is none."""
+    try:
+        return classifier.preprocess(open_image(source))
+    except UndecodableImage as exc:
+        return str(exc)
+    except (OSError, ValueError) as exc:
+        log.warning("could not prepare an image", exc_info=True)
+        return f"The image could not be read ({exc})."
+
+
+def classify_chunk(classifier, sources, top_k):
+    prepared = [prepare(classifier, source) for source in sources]
+    arrays = [item for item in prepared if isinstance(item, np.ndarray)]
+    probabilities = iter(classifier.predict(np.stack(arrays)) if arrays else ())
+    return [
+        Result(labels=top_labels(next(probabilities), top_k)) if isinstance(item, np.ndarray) else Result(error=item)
+        for item in prepared
+    ]
+
+
+def chunks(items, size):
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def classify_batch(sources, top_k=5, *, classifier=None):
+    """One Result per source (bytes, file object, path or PIL image), in order; one model call per 32."""
+    classifier = classifier or get_classifier()
+    results = []
+    for chunk in chunks(sources, MAX_BATCH):
+        results.extend(classify_chunk(classifier, chunk, top_k))
+    return results

