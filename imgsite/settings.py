@@ -95,24 +95,26 @@ TEMPLATES = [
 ]
 
 
+SQLITE_OPTIONS = {
+    # WAL lets the web and the workers read while one writes; IMMEDIATE transactions
+    # plus a busy timeout turn lock contention into waiting instead of errors.
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 30,
+}
+
+
 def database_from_url(url):
     if not url:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
-        return {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "db.sqlite3",
-            # WAL lets the web and the workers read while one writes; IMMEDIATE
-            # transactions plus a busy timeout turn lock contention into waiting.
-            "OPTIONS": {
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 30,
-            },
-        }
+        url = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
     try:
-        return dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
+        database = dj_database_url.parse(url, conn_max_age=60, conn_health_checks=True)
     except Exception as exc:
         raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.update(OPTIONS=SQLITE_OPTIONS, CONN_MAX_AGE=0)
+    return database
 
 
 DATABASES = {"default": database_from_url(envstr("DATABASE_URL"))}
@@ -211,7 +213,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_TIME_LIMIT = SQS_VISIBILITY_TIMEOUT // 2
+# A task is killed well before its message becomes visible again, so a claim older than
+# this belongs to a dead worker and may be taken over by the redelivered message.
+TASK_TIME_LIMIT = int(SQS_VISIBILITY_TIMEOUT * 0.8)
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- The classifier. ---
@@ -229,3 +234,32 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
     "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
 }
+
+# --- The autoscaler and its fleets. ---
+AUTOSCALE_BACKEND = envstr("AUTOSCALE_BACKEND", "local")
+if AUTOSCALE_BACKEND not in ("local", "ec2", "asg"):
+    raise ImproperlyConfigured(f"AUTOSCALE_BACKEND={AUTOSCALE_BACKEND!r} must be local, ec2 or asg")
+AUTOSCALE_MIN_NODES = envint("AUTOSCALE_MIN_NODES", 0)
+AUTOSCALE_MAX_NODES = envint("AUTOSCALE_MAX_NODES", 2)
+AUTOSCALE_INTERVAL = envfloat("AUTOSCALE_INTERVAL", 15)
+AUTOSCALE_ACCEPTABLE_LATENCY = envfloat("AUTOSCALE_ACCEPTABLE_LATENCY", 30)
+AUTOSCALE_SECONDS_PER_IMAGE = envfloat("AUTOSCALE_SECONDS_PER_IMAGE", 0.5)
+AUTOSCALE_MAX_STEP = envint("AUTOSCALE_MAX_STEP", 4)
+AUTOSCALE_STABILIZATION_SECONDS = envfloat("AUTOSCALE_STABILIZATION_SECONDS", 300)
+AUTOSCALE_TOLERANCE = envfloat("AUTOSCALE_TOLERANCE", 0.1)
+# A node that is still busy this long after it was asked to drain is retired anyway;
+# SQS then redelivers its task.
+AUTOSCALE_DRAIN_TIMEOUT = envfloat("AUTOSCALE_DRAIN_TIMEOUT", TASK_TIME_LIMIT + 30)
+if AUTOSCALE_MIN_NODES > AUTOSCALE_MAX_NODES:
+    raise ImproperlyConfigured("AUTOSCALE_MIN_NODES must not exceed AUTOSCALE_MAX_NODES")
+WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5)
+WORKER_STALE_SECONDS = envfloat("WORKER_STALE_SECONDS", 60)
+FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers")
+EC2_LAUNCH_TEMPLATE = envstr("EC2_LAUNCH_TEMPLATE")
+EC2_AMI_ID = envstr("EC2_AMI_ID")
+EC2_INSTANCE_TYPE = envstr("EC2_INSTANCE_TYPE", "c7i.large")
+EC2_INSTANCE_PROFILE = envstr("EC2_INSTANCE_PROFILE")
+EC2_SUBNET_ID = envstr("EC2_SUBNET_ID")
+EC2_SECURITY_GROUP_IDS = [g for g in envstr("EC2_SECURITY_GROUP_IDS").split(",") if g]
+EC2_USER_DATA_FILE = envstr("EC2_USER_DATA_FILE")
+ASG_NAME = envstr("ASG_NAME", "imgsite-workers")

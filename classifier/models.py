@@ -1,0 +1,178 @@
+"""Batches of uploaded images, their classification status and their predictions."""
+import uuid
+from datetime import timedelta
+from pathlib import PurePosixPath
+
+from django.conf import settings
+from django.db import models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+def image_key(instance, filename):
+    """An S3 key from a UUID; the user's filename only contributes a sanitised extension."""
+    suffix = PurePosixPath(filename).suffix.lower()
+    suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ""
+    return f"images/{instance.uuid}/original{suffix}"
+
+
+def thumbnail_key(instance, filename):
+    return f"images/{instance.uuid}/thumbnail.jpg"
+
+
+class Batch(models.Model):
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches",
+        help_text="The user who uploaded this batch.",
+    )
+    created_at = models.DateTimeField(default=timezone.now, help_text="When the upload started.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="batch_owner_created_idx")]
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return f"Batch {self.pk} by {self.owner}"
+
+
+class ImageQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self.filter(owner=user)
+
+    def claimable(self, now):
+        """Queued images, or images whose claim is older than the task time limit: their
+        worker died, and SQS has redelivered the message after the visibility timeout."""
+        expired = now - timedelta(seconds=settings.TASK_TIME_LIMIT)
+        return self.filter(
+            Q(status=Image.Status.QUEUED) | Q(status=Image.Status.PROCESSING, started_at__lt=expired)
+        )
+
+    def claim(self, ids, worker):
+        """Mark claimable images as processing by `worker` with one conditional UPDATE.
+
+        Returns the images this call claimed: a duplicate delivery of the same message
+        claims nothing while the first one is working, and a finished image is never claimed.
+        """
+        now = timezone.now()
+        self.filter(id__in=ids).claimable(now).update(
+            status=Image.Status.PROCESSING, started_at=now, worker=worker, attempts=F("attempts") + 1,
+            error="",
+        )
+        return list(self.filter(id__in=ids, status=Image.Status.PROCESSING, worker=worker, started_at=now))
+
+    def release(self, ids, worker):
+        """Give claimed images back to the queue, e.g. before a transient-error retry."""
+        return self.filter(id__in=ids, status=Image.Status.PROCESSING, worker=worker).update(
+            status=Image.Status.QUEUED, started_at=None
+        )
+
+    def open_count(self):
+        """Images not yet finished: the work the queue's messages stand for."""
+        return self.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING]).count()
+
+    def recent_seconds_per_image(self, now, window=timedelta(minutes=10), limit=2000):
+        """Mean worker time per image lately. Images classified together share one claim
+        (worker, started_at), so a group's time is divided among its images."""
+        rows = self.filter(status=Image.Status.DONE, finished_at__gte=now - window, started_at__isnull=False)
+        groups = {}
+        for worker, started, finished in rows.values_list("worker", "started_at", "finished_at")[:limit]:
+            end, count = groups.get((worker, started), (started, 0))
+            groups[(worker, started)] = (max(end, finished), count + 1)
+        if not groups:
+            return None
+        seconds = sum((end - started).total_seconds() for (_, started), (end, _) in groups.items())
+        return max(seconds / sum(count for _, count in groups.values()), 0.001)
+
+
+class Image(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Processing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False,
+                            help_text="Public identifier; also names the S3 objects.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="images",
+                              help_text="The user who uploaded the image.")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="images",
+                              help_text="The upload this image arrived in.")
+    file = models.FileField(upload_to=image_key, max_length=200,
+                            help_text="The original upload in S3, under a UUID key.")
+    thumbnail = models.FileField(upload_to=thumbnail_key, max_length=200, blank=True,
+                                 help_text="A small JPEG made by the worker, stored next to the original.")
+    original_name = models.CharField(max_length=255, help_text="The uploaded filename, sanitised, for display only.")
+    content_type = models.CharField(max_length=50, blank=True, help_text="MIME type found by reading the file.")
+    size = models.PositiveBigIntegerField(help_text="Size of the upload in bytes.")
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the uploaded bytes, hex.")
+    width = models.PositiveIntegerField(null=True, blank=True, help_text="Width in pixels, from the header.")
+    height = models.PositiveIntegerField(null=True, blank=True, help_text="Height in pixels, from the header.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED,
+                              help_text="queued → processing → done, or failed with a reason.")
+    error = models.TextField(blank=True, help_text="Why the image failed, in words a person can read.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
+    queued_at = models.DateTimeField(default=timezone.now, help_text="When the image was queued (or re-queued).")
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed it.")
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it reached done or failed.")
+    worker = models.CharField(max_length=100, blank=True, help_text="The worker that handled it last.")
+    model_name = models.CharField(max_length=50, blank=True, help_text="The model that classified it.")
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-queued_at", "-id"]
+        indexes = [
+            models.Index(fields=["owner", "status"], name="image_owner_status_idx"),
+            models.Index(fields=["batch", "id"], name="image_batch_idx"),
+            models.Index(fields=["status", "started_at"], name="image_status_started_idx"),
+            models.Index(fields=["status", "finished_at"], name="image_status_finished_idx"),
+        ]
+
+    def __str__(self):
+        return self.original_name
+
+    @property
+    def top_prediction(self):
+        predictions = list(self.predictions.all())
+        return predictions[0] if predictions else None
+
+    @transaction.atomic
+    def mark_done(self, labels, model_name, thumbnail=None):
+        """Record the top-k labels; only the worker that claimed the image may finish it."""
+        updated = Image.objects.filter(pk=self.pk, status=Image.Status.PROCESSING, worker=self.worker).update(
+            status=Image.Status.DONE, error="", finished_at=timezone.now(), model_name=model_name,
+            thumbnail=thumbnail or "",
+        )
+        if not updated:
+            return False
+        self.predictions.all().delete()
+        Prediction.objects.bulk_create(
+            Prediction(image=self, rank=rank, class_index=label.index, wnid=label.wnid,
+                       label=label.label, score=label.score)
+            for rank, label in enumerate(labels, start=1)
+        )
+        return True
+
+    def mark_failed(self, reason):
+        return Image.objects.filter(pk=self.pk).exclude(status=Image.Status.DONE).update(
+            status=Image.Status.FAILED, error=reason[:1000], finished_at=timezone.now(),
+        )
+
+
+class Prediction(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="predictions",
+                              help_text="The classified image.")
+    rank = models.PositiveSmallIntegerField(help_text="1 for the most likely label.")
+    class_index = models.PositiveSmallIntegerField(help_text="ImageNet-1k class index, 0–999.")
+    wnid = models.CharField(max_length=12, help_text="WordNet id of the class, e.g. n02123045.")
+    label = models.CharField(max_length=100, help_text="Human-readable class name.")
+    score = models.FloatField(help_text="The model's probability for this label, 0–1.")
+
+    class Meta:
+        ordering = ["image", "rank"]
+        constraints = [models.UniqueConstraint(fields=["image", "rank"], name="prediction_image_rank_uniq")]
+        indexes = [models.Index(fields=["label", "rank"], name="prediction_label_rank_idx")]
+
+    def __str__(self):
+        return f"{self.label} ({self.score:.1%})"

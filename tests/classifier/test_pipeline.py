@@ -1,0 +1,77 @@
+"""End to end: upload view → S3 (moto) → Celery on SQS (moto) → a real worker process → database."""
+import os
+import signal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from classifier.models import Image
+from tests.conftest import wait_until
+from tests.corpus import encode, photo, photo_jpeg
+
+pytestmark = [pytest.mark.e2e]
+
+# Accepted top-1 classes, by WordNet id: tabby, tiger cat, Egyptian cat; espresso, cup;
+# missile, projectile.
+ACCEPTED = {
+    "chelsea": {"n02123045", "n02123159", "n02124075"},
+    "coffee": {"n07920052", "n07930864"},
+    "rocket": {"n03773504", "n04008634"},
+}
+
+
+def upload(client, files):
+    response = client.post(reverse("classifier:upload"), {"files": files})
+    assert response.status_code == 302
+    return response
+
+
+def photos():
+    return [SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name), "image/jpeg") for name in ACCEPTED]
+
+
+def broken_tiff():
+    """A truncated TIFF: its header passes the upload check, its pixels fail in the worker."""
+    data = encode(photo("chelsea"), "TIFF")
+    return SimpleUploadedFile("scan.tiff", data[: len(data) // 2], "image/tiff")
+
+
+def final_images(count):
+    images = list(Image.objects.exclude(status__in=["queued", "processing"]).order_by("id"))
+    return images if len(images) == count else None
+
+
+def test_three_photos_and_a_broken_file_reach_a_final_status(alice, workers, empty_queues):
+    workers("e2e-1")
+    upload(alice, photos() + [broken_tiff()])
+
+    images = wait_until(lambda: final_images(4), timeout=120, message="all four images to finish")
+
+    by_name = {image.original_name: image for image in images}
+    for name, accepted in ACCEPTED.items():
+        image = by_name[f"{name}.jpg"]
+        assert image.status == "done", image.error
+        assert image.top_prediction.wnid in accepted
+        assert image.predictions.count() == 5
+        assert image.thumbnail.name.endswith("thumbnail.jpg")
+    broken = by_name["scan.tiff"]
+    assert broken.status == "failed"
+    assert "truncated" in broken.error.lower()
+
+
+def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
+    first = workers("doomed")
+    upload(alice, photos())
+
+    wait_until(lambda: Image.objects.filter(status="processing").exists(), timeout=90, interval=0.02,
+               message="a worker to claim the images")
+    os.killpg(first.pid, signal.SIGKILL)
+    assert Image.objects.filter(status="processing").exists()
+
+    workers("rescuer")
+    images = wait_until(lambda: final_images(3), timeout=120, message="redelivery after the visibility timeout")
+
+    assert {image.status for image in images} == {"done"}
+    assert all(image.attempts == 2 for image in images)
+    assert {image.worker.split(":")[0] for image in images} == {"rescuer"}

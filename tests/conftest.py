@@ -1,0 +1,101 @@
+"""Shared fixtures: the suite's moto server, provisioned resources, real worker processes."""
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from imgsite.aws import client
+from imgsite.local import start_moto, stop_process
+from imgsite.provision import provision
+from scaling.fleets.local import start_worker
+
+LOG_DIR = Path(settings.VAR_DIR) / "logs"
+
+
+def wait_until(predicate, timeout=60.0, interval=0.2, message="condition"):
+    """Poll `predicate` until it returns something truthy, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    process = start_moto(settings.AWS_ENDPOINT_URL, log_path=LOG_DIR / "moto.log")
+    yield settings.AWS_ENDPOINT_URL
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def aws(moto_server):
+    """A provisioned bucket, queue and dead-letter queue on the suite's moto server."""
+    provision()
+    return moto_server
+
+
+def drain(queue_name):
+    """Delete every visible message (PurgeQueue allows only one call a minute)."""
+    sqs = client("sqs")
+    url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        sqs.delete_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+        ])
+
+
+@pytest.fixture
+def empty_queues(aws):
+    for name in (settings.CLASSIFY_QUEUE, settings.DEAD_LETTER_QUEUE):
+        drain(name)
+
+
+def database_url():
+    """The URL of the test database, for worker processes (after the test database exists)."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = f"{db['USER']}:{db['PASSWORD']}@" if db["USER"] else ""
+    return f"postgres://{auth}{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def workers(transactional_db, aws):
+    """Start real Celery worker processes on the test database; stopped after the test."""
+    started = []
+
+    def start(node="test-worker"):
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        process = start_worker(node, env={"DATABASE_URL": database_url()}, log_path=LOG_DIR / f"{node}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        stop_process(process, timeout=30)
+
+
+@pytest.fixture
+def user(django_user_model):
+    return django_user_model.objects.create_user("alice", password="correct horse battery")
+
+
+@pytest.fixture
+def alice(client, user):
+    client.force_login(user)
+    return client
+
+
+def pytest_configure(config):
+    """Django replaces the SQLite test database file but not its WAL files; stale ones
+    make the next connection fail with 'disk I/O error'."""
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)

@@ -1,0 +1,28 @@
+"""Test settings: the real settings module, pointed at a moto server of the suite's own.
+
+Values are put in the environment before imgsite.settings reads them, so worker
+processes started by the tests inherit exactly the same configuration.
+"""
+import os
+
+from imgsite.local import free_port
+
+os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("IMAGE_BUCKET", "imgsite-test-images")
+os.environ.setdefault("CLASSIFY_QUEUE", "imgsite-test-classify")
+os.environ.setdefault("DEAD_LETTER_QUEUE", "imgsite-test-classify-dlq")
+# Short enough that a killed worker's message comes back within the test's patience.
+os.environ.setdefault("SQS_VISIBILITY_TIMEOUT", "12")
+os.environ.setdefault("SQS_WAIT_TIME_SECONDS", "1")
+os.environ.setdefault("MAX_RECEIVE_COUNT", "2")
+os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
+os.environ.setdefault("MODEL_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "models"))
+
+from imgsite.settings import *  # noqa: F403
+from imgsite.settings import DATABASES, VAR_DIR
+
+# Worker processes must see the test database, so SQLite's test database is a file.
+DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
