@@ -1,0 +1,36 @@
+"""Fleet backends. Each offers list(), launch(n) and retire(node_ids), and nothing more.
+
+Retiring is always graceful: a node is first asked to drain (finish its task, then stop),
+and only a drained node, or one that hangs past the drain timeout, is terminated.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+
+BOOTING = "booting"
+RUNNING = "running"
+DRAINING = "draining"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    state: str
+    launched_at: datetime
+    draining_since: datetime | None = None
+
+
+def get_fleet(backend):
+    """The backend named in settings or on the command line."""
+    if backend == "local":
+        from scaling.fleets.local import LocalFleet
+
+        return LocalFleet()
+    if backend == "ec2":
+        from scaling.fleets.ec2 import Ec2Fleet
+
+        return Ec2Fleet()
+    if backend == "asg":
+        from scaling.fleets.asg import AsgFleet
+
+        return AsgFleet()
+    raise ValueError(f"unknown fleet backend {backend!r}: use local, ec2 or asg")

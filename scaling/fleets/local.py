@@ -1,0 +1,120 @@
+"""Local fleet: each node is a Celery worker process on this machine.
+
+A state file maps node names to process ids, so a restarted autoscaler adopts the
+workers that are still running instead of orphaning them.
+"""
+import json
+import os
+import signal
+import sys
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from imgsite.local import start_process
+from scaling.fleets import BOOTING, DRAINING, RUNNING, Node
+from scaling.models import WorkerNode
+
+
+def worker_argv(node):
+    """One solo-pool worker per node: one task at a time, the model loaded once."""
+    return [
+        sys.executable, "-m", "celery", "-A", "imgsite", "worker",
+        "--pool=solo", "--concurrency=1", "--loglevel=INFO",
+        "-Q", settings.CLASSIFY_QUEUE, "-n", f"{node}@%h",
+        "--without-heartbeat", "--without-gossip", "--without-mingle",
+    ]
+
+
+def start_worker(node, env=None, log_path=None):
+    env = {**os.environ, **(env or {}), "WORKER_NODE": node}
+    return start_process(worker_argv(node), env=env, log_path=log_path)
+
+
+def process_alive(pid):
+    """True while the process exists and is not a zombie; reaps it if it is our child."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+class LocalFleet:
+    def __init__(self, state_file=None, env=None):
+        self.state_file = state_file or settings.VAR_DIR / "local-fleet.json"
+        self.env = env or {}
+        self.logs = settings.VAR_DIR / "logs"
+
+    def load(self):
+        try:
+            return json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def save(self, nodes):
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(nodes, indent=1))
+        tmp.replace(self.state_file)
+
+    def list(self):
+        nodes = {name: info for name, info in self.load().items() if process_alive(info["pid"])}
+        self.save(nodes)
+        reporting = set(WorkerNode.objects.filter(name__in=nodes, stopped_at__isnull=True)
+                        .values_list("name", flat=True))
+        return [self.describe(name, info, reporting) for name, info in sorted(nodes.items())]
+
+    def describe(self, name, info, reporting):
+        draining_since = info.get("draining_since")
+        state = DRAINING if draining_since else RUNNING if name in reporting else BOOTING
+        return Node(name, state, datetime.fromisoformat(info["launched_at"]),
+                    datetime.fromisoformat(draining_since) if draining_since else None)
+
+    def launch(self, count):
+        nodes = self.load()
+        names = []
+        number = max([int(name.rsplit("-", 1)[1]) for name in nodes] + [0])
+        for _ in range(count):
+            number += 1
+            name = f"local-{number}"
+            WorkerNode.objects.filter(name=name).delete()
+            self.logs.mkdir(parents=True, exist_ok=True)
+            process = start_worker(name, env=self.env, log_path=self.logs / f"{name}.log")
+            nodes[name] = {"pid": process.pid, "launched_at": timezone.now().isoformat()}
+            names.append(name)
+        self.save(nodes)
+        return names
+
+    def retire(self, node_ids):
+        """SIGTERM: Celery's warm shutdown finishes the current task, then exits.
+        A node still there after the drain timeout is killed; SQS redelivers its task."""
+        nodes = self.load()
+        now = timezone.now()
+        drain_timeout = timedelta(seconds=settings.AUTOSCALE_DRAIN_TIMEOUT)
+        retired = []
+        for name in node_ids:
+            info = nodes.get(name)
+            if info is None:
+                continue
+            if "draining_since" not in info:
+                info["draining_since"] = now.isoformat()
+                self.signal(info["pid"], signal.SIGTERM)
+            elif now - datetime.fromisoformat(info["draining_since"]) > drain_timeout:
+                self.signal(info["pid"], signal.SIGKILL)
+            retired.append(name)
+        self.save(nodes)
+        return retired
+
+    @staticmethod
+    def signal(pid, signum):
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass

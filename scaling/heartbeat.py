@@ -1,0 +1,61 @@
+"""Worker side of scaling: report liveness and the current task on the node's WorkerNode row.
+
+SQS offers no remote control, so the autoscaler learns which nodes are busy from here,
+and asks a node to drain by setting WorkerNode.draining, which the heartbeat picks up.
+"""
+import logging
+import os
+import signal
+import socket
+import threading
+
+from celery import signals
+from django.conf import settings
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+
+def node_name():
+    return os.environ.get("WORKER_NODE") or socket.gethostname()
+
+
+def report(method, *args):
+    from scaling.models import WorkerNode
+
+    try:
+        close_old_connections()
+        return getattr(WorkerNode, method)(node_name(), *args)
+    except Exception:  # a missed heartbeat must never break a task
+        log.exception("could not record %s for %s", method, node_name())
+
+
+def beat_until_drained(stop):
+    while not stop.wait(settings.WORKER_HEARTBEAT_SECONDS):
+        if report("heartbeat"):
+            log.info("node %s asked to drain: warm shutdown", node_name())
+            os.kill(os.getpid(), signal.SIGTERM)  # Celery finishes the current task, then exits
+            return
+
+
+@signals.worker_ready.connect
+def start_heartbeat(**kwargs):
+    report("report_started")
+    stop = threading.Event()
+    threading.Thread(target=beat_until_drained, args=(stop,), daemon=True, name="heartbeat").start()
+
+    def stop_heartbeat(**kw):
+        stop.set()
+        report("report_stopped")
+
+    signals.worker_shutdown.connect(stop_heartbeat, weak=False)
+
+
+@signals.task_prerun.connect
+def task_started(task_id=None, **kwargs):
+    report("report_task", task_id or "", 1)
+
+
+@signals.task_postrun.connect
+def task_finished(task_id=None, **kwargs):
+    report("report_task", task_id or "", -1)

@@ -1,0 +1,67 @@
+"""Replay an arrival trace against the imgsite and seed scaling policies."""
+
+import json
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from scaling.policy import PolicySettings
+from scaling.simulate import (
+    POLICIES,
+    RESULT_KEYS,
+    SimulationSettings,
+    compare,
+    load_trace,
+)
+
+
+def policy_settings_from_django() -> PolicySettings:
+    """PolicySettings from AUTOSCALE_* settings, falling back to the policy's defaults."""
+    defaults = PolicySettings()
+    return PolicySettings(
+        min_nodes=getattr(settings, "AUTOSCALE_MIN_NODES", defaults.min_nodes),
+        max_nodes=getattr(settings, "AUTOSCALE_MAX_NODES", defaults.max_nodes),
+        acceptable_latency_seconds=getattr(
+            settings, "AUTOSCALE_ACCEPTABLE_LATENCY", defaults.acceptable_latency_seconds),
+        default_seconds_per_image=getattr(
+            settings, "AUTOSCALE_SECONDS_PER_IMAGE", defaults.default_seconds_per_image),
+        max_step=getattr(settings, "AUTOSCALE_MAX_STEP", defaults.max_step),
+        stabilization_seconds=getattr(
+            settings, "AUTOSCALE_STABILIZATION_SECONDS", defaults.stabilization_seconds),
+        tolerance=getattr(settings, "AUTOSCALE_TOLERANCE", defaults.tolerance),
+    )
+
+
+class Command(BaseCommand):
+    help = "Simulate the autoscaler on a CSV trace (t,images) and compare it with the seed controller."
+
+    def add_arguments(self, parser):
+        parser.add_argument("trace", help="CSV file with header t,images")
+        parser.add_argument("--policy", choices=[*POLICIES, "both"], default="both")
+        parser.add_argument("--boot-seconds", type=float, default=70.0)
+        parser.add_argument("--seconds-per-image", type=float, default=0.5,
+                            help="simulated service time per image")
+        parser.add_argument("--interval", type=float, default=15.0, help="seconds between decisions")
+        parser.add_argument("--json", action="store_true", help="one JSON object per policy per line")
+
+    def handle(self, *args, **options):
+        try:
+            trace = load_trace(options["trace"])
+        except (OSError, KeyError, ValueError) as e:
+            raise CommandError(f"cannot read trace {options['trace']}: {e}") from e
+        policy_settings = policy_settings_from_django()
+        sim = SimulationSettings(
+            boot_seconds=options["boot_seconds"],
+            seconds_per_image=options["seconds_per_image"],
+            interval=options["interval"],
+        )
+        policies = POLICIES if options["policy"] == "both" else (options["policy"],)
+        results = compare(trace, policy_settings, sim, policies)
+
+        if options["json"]:
+            for result in results:
+                self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(" ".join(f"{key:>16}" for key in RESULT_KEYS))
+        for result in results:
+            self.stdout.write(" ".join(f"{result[key]!s:>16}" for key in RESULT_KEYS))
