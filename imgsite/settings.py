@@ -217,6 +217,9 @@ CELERY_TASK_IGNORE_RESULT = True
 # this belongs to a dead worker and may be taken over by the redelivered message.
 TASK_TIME_LIMIT = int(SQS_VISIBILITY_TIMEOUT * 0.8)
 CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
+# An image claimed this long ago, or queued this long ago while the queue is empty, has lost
+# its message: every delivery SQS would make (maxReceiveCount of them) has run out by then.
+STALE_AFTER_SECONDS = envint("STALE_AFTER_SECONDS", SQS_VISIBILITY_TIMEOUT * (MAX_RECEIVE_COUNT + 1) + 60)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- The classifier. ---
@@ -240,18 +243,23 @@ AUTOSCALE_BACKEND = envstr("AUTOSCALE_BACKEND", "local")
 if AUTOSCALE_BACKEND not in ("local", "ec2", "asg"):
     raise ImproperlyConfigured(f"AUTOSCALE_BACKEND={AUTOSCALE_BACKEND!r} must be local, ec2 or asg")
 AUTOSCALE_MIN_NODES = envint("AUTOSCALE_MIN_NODES", 0)
+# 2 suits one machine (the local backend); a production fleet uses e.g. 30 (see docs/deploy.md).
 AUTOSCALE_MAX_NODES = envint("AUTOSCALE_MAX_NODES", 2)
 AUTOSCALE_INTERVAL = envfloat("AUTOSCALE_INTERVAL", 15)
-AUTOSCALE_ACCEPTABLE_LATENCY = envfloat("AUTOSCALE_ACCEPTABLE_LATENCY", 30)
+AUTOSCALE_ACCEPTABLE_LATENCY = envfloat("AUTOSCALE_ACCEPTABLE_LATENCY", 5)
 AUTOSCALE_SECONDS_PER_IMAGE = envfloat("AUTOSCALE_SECONDS_PER_IMAGE", 0.5)
-AUTOSCALE_MAX_STEP = envint("AUTOSCALE_MAX_STEP", 4)
-AUTOSCALE_STABILIZATION_SECONDS = envfloat("AUTOSCALE_STABILIZATION_SECONDS", 300)
+AUTOSCALE_MAX_STEP = envint("AUTOSCALE_MAX_STEP", 30)
+AUTOSCALE_STABILIZATION_SECONDS = envfloat("AUTOSCALE_STABILIZATION_SECONDS", 120)
+AUTOSCALE_SCALE_TO_ZERO_SECONDS = envfloat("AUTOSCALE_SCALE_TO_ZERO_SECONDS", 60)
 AUTOSCALE_TOLERANCE = envfloat("AUTOSCALE_TOLERANCE", 0.1)
 # A node that is still busy this long after it was asked to drain is retired anyway;
 # SQS then redelivers its task.
 AUTOSCALE_DRAIN_TIMEOUT = envfloat("AUTOSCALE_DRAIN_TIMEOUT", TASK_TIME_LIMIT + 30)
-if AUTOSCALE_MIN_NODES > AUTOSCALE_MAX_NODES:
-    raise ImproperlyConfigured("AUTOSCALE_MIN_NODES must not exceed AUTOSCALE_MAX_NODES")
+if not 0 <= AUTOSCALE_MIN_NODES <= AUTOSCALE_MAX_NODES:
+    raise ImproperlyConfigured("AUTOSCALE_MIN_NODES must be between 0 and AUTOSCALE_MAX_NODES")
+if AUTOSCALE_ACCEPTABLE_LATENCY <= 0 or AUTOSCALE_SCALE_TO_ZERO_SECONDS <= 0 or AUTOSCALE_MAX_STEP < 1:
+    raise ImproperlyConfigured("AUTOSCALE_ACCEPTABLE_LATENCY and AUTOSCALE_SCALE_TO_ZERO_SECONDS must be "
+                               "positive, and AUTOSCALE_MAX_STEP at least 1")
 WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_STALE_SECONDS = envfloat("WORKER_STALE_SECONDS", 60)
 FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers")

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Max
 
 from classifier.models import Image
 from scaling.fleets import BOOTING, DRAINING, RUNNING
@@ -22,6 +23,7 @@ def policy_settings(min_nodes=None, max_nodes=None):
         default_seconds_per_image=settings.AUTOSCALE_SECONDS_PER_IMAGE,
         max_step=settings.AUTOSCALE_MAX_STEP,
         stabilization_seconds=settings.AUTOSCALE_STABILIZATION_SECONDS,
+        scale_to_zero_seconds=settings.AUTOSCALE_SCALE_TO_ZERO_SECONDS,
         tolerance=settings.AUTOSCALE_TOLERANCE,
     )
 
@@ -40,6 +42,7 @@ class Snapshot:
     nodes: list
     busy: set
     seconds_per_image: float | None
+    last_finished_at: float | None
 
     def count(self, state):
         return sum(1 for node in self.nodes if node.state == state)
@@ -49,7 +52,9 @@ def observe(fleet, now):
     nodes = fleet.list()
     depth = depth_in_images(queue_depth(), Image.objects.open_count())
     busy = WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS)
-    return Snapshot(depth, nodes, busy, Image.objects.recent_seconds_per_image(now))
+    last_finished = Image.objects.aggregate(last=Max("finished_at"))["last"]
+    return Snapshot(depth, nodes, busy, Image.objects.recent_seconds_per_image(now),
+                    last_finished.timestamp() if last_finished else None)
 
 
 def nodes_to_retire(snapshot, count):
@@ -85,7 +90,7 @@ def run_pass(fleet, backend, history, policy, now: datetime, dry_run=False):
     snapshot = observe(fleet, now)
     observation = build_observation(
         history, now=now.timestamp(), booting=snapshot.count(BOOTING), running=snapshot.count(RUNNING),
-        seconds_per_image=snapshot.seconds_per_image, **snapshot.depth,
+        seconds_per_image=snapshot.seconds_per_image, last_finished_at=snapshot.last_finished_at, **snapshot.depth,
     )
     decision = desired_workers(observation, policy)
     action = act(fleet, snapshot, decision.target, dry_run)

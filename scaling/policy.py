@@ -24,19 +24,29 @@ class Decision:
 @dataclass(frozen=True)
 class PolicySettings:
     min_nodes: int = 0
-    max_nodes: int = 15  # the seed's own cap, so comparisons are like for like
-    acceptable_latency_seconds: float = 30.0
+    # A spend cap: a 1000-image upload gets 30 nodes, not one per 10 images.
+    max_nodes: int = 30
+    # How long an image may wait for a free worker once the fleet is up (10 images
+    # per node at 0.5 s each). A cold burst waits a boot on top of this: a node costs
+    # at least its 70 s boot, so once we pay for a cold start we buy enough to drain fast.
+    acceptable_latency_seconds: float = 5.0
     default_seconds_per_image: float = 0.5
-    max_step: int = 8  # a bad reading can add at most this many nodes per decision
-    # Nodes boot in ~70 s and bill per second: holding idle nodes much longer
-    # than a relaunch would take costs more than the relaunch.
+    max_step: int = 30  # a bad reading can add at most this many nodes per decision
+    # Partial scale-in while work remains follows the largest recommendation of
+    # this window, so noisy SQS counts do not make the fleet flap.
     stabilization_seconds: float = 120.0
+    # Once nothing has been visible, in flight, delayed or finished for this long,
+    # idle nodes are pure cost: go to min_nodes whatever the window holds. A
+    # relaunch is billed at least EC2's 60 s minimum (and really the 70 s boot),
+    # so holding idle nodes this long never costs more than relaunching them.
+    scale_to_zero_seconds: float = 60.0
     tolerance: float = 0.1
     slots_per_node: int = 1
-    boot_seconds: float = 70.0
-    scale_to_zero_seconds: float = 60.0
-    boot_aware: bool = True
-    idle_mode: str = "hold_all"
+
+    @property
+    def memory_seconds(self) -> float:
+        """How far back a restarted autoscaler must look to rebuild its History."""
+        return max(self.stabilization_seconds, self.scale_to_zero_seconds)
 
     def images_per_node(self, seconds_per_image: float | None) -> float:
         """Backlog one node may hold and still drain within the acceptable latency."""
@@ -68,6 +78,15 @@ class Observation:
     @property
     def current(self) -> int:
         return self.booting + self.running
+
+    @property
+    def empty_for(self) -> float:
+        """Seconds since anything was visible, in flight, delayed or finished (inf: never)."""
+        if self.backlog:
+            return 0.0
+        if self.last_nonempty_at is None:
+            return math.inf
+        return self.now - self.last_nonempty_at
 
 
 @dataclass(frozen=True)
@@ -111,14 +130,7 @@ def update_history(history: History, obs: Observation, settings: PolicySettings)
 
 def recommended_workers(obs: Observation, settings: PolicySettings) -> int:
     """Nodes needed for this backlog alone, before step caps and stabilization."""
-    per_node = settings.images_per_node(obs.seconds_per_image)
-    exact = obs.backlog / per_node
-    if settings.boot_aware and obs.running and math.ceil(exact) > obs.current:
-        spi = obs.seconds_per_image or settings.default_seconds_per_image
-        head = obs.running * settings.slots_per_node * settings.boot_seconds / spi
-        exact = max(obs.backlog - head, 0) / per_node
-        if exact <= obs.current:
-            exact = obs.current
+    exact = obs.backlog / settings.images_per_node(obs.seconds_per_image)
     if obs.current and abs(exact / obs.current - 1) <= settings.tolerance:
         raw = obs.current  # noise in SQS's approximate counts: no change
     else:
@@ -129,7 +141,11 @@ def recommended_workers(obs: Observation, settings: PolicySettings) -> int:
 
 
 def desired_workers(obs: Observation, settings: PolicySettings) -> Decision:
-    """Target tracking on backlog per node: scale out at once, scale in slowly."""
+    """Target tracking on backlog per node: scale out at once, scale in slowly.
+
+    Partial scale-in waits out the stabilization window; scale to min_nodes waits
+    until the queue has been completely empty for the scale-to-zero window.
+    """
     current = obs.current
     per_node = settings.images_per_node(obs.seconds_per_image)
     raw = recommended_workers(obs, settings)
@@ -147,23 +163,22 @@ def desired_workers(obs: Observation, settings: PolicySettings) -> Decision:
     if raw == current:
         return Decision(current, f"{basis}; holding")
 
-    if settings.idle_mode != "orig" and obs.backlog == 0:
-        idle = obs.now - obs.last_nonempty_at if obs.last_nonempty_at is not None else math.inf
-        if idle >= settings.scale_to_zero_seconds:
-            return Decision(max(settings.min_nodes, 0), f"{basis}; empty {idle:.0f}s → min")
-        if settings.idle_mode == "warm_one":
-            return Decision(max(settings.min_nodes, min(current, 1)), f"{basis}; empty → 1")
-        return Decision(current, f"{basis}; empty, holding")
+    empty_for = obs.empty_for
+    if empty_for >= settings.scale_to_zero_seconds:
+        target = settings.min_nodes
+        quiet = "never busy" if math.isinf(empty_for) else f"empty {empty_for:.0f} s"
+        return Decision(target, f"{basis}; queue {quiet} (scale-to-zero window "
+                                f"{settings.scale_to_zero_seconds:.0f} s): scaling in {current} → {target}")
+
     window_start = obs.now - settings.stabilization_seconds
     in_window = [n for t, n in obs.recent_targets if t > window_start]
     target = max([raw, *in_window])
     if target >= current:
         return Decision(current, f"{basis}; holding: within stabilization window (max {target})")
-    empty_since = obs.last_nonempty_at
-    if target == 0 and empty_since is not None and obs.now - empty_since < settings.stabilization_seconds:
+    if target == 0:
         if current <= 1:
-            return Decision(current, f"{basis}; holding: queue busy {obs.now - empty_since:.0f} s ago")
-        target = 1
+            return Decision(current, f"{basis}; holding: queue busy {empty_for:.0f} s ago")
+        target = 1  # one warm node until the scale-to-zero window has passed
     return Decision(target, f"{basis}; scaling in {current} → {target}")
 
 

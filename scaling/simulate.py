@@ -5,6 +5,17 @@ boot finished, image finished, message visible again, autoscaler tick), so
 sub-second service times are exact. Each policy tick builds its Observation
 with `build_observation()` and decides with the same function as the real
 autoscaler.
+
+The shipped traces (scaling/traces/*.csv, header `t,images`):
+
+- steady: single uploads, about 12 a minute at random for 30 minutes; one
+  node keeps up, so this is the cost of serving a trickle.
+- bursty: six batch uploads of 50-200 images, 3-8 minutes apart, over 25
+  minutes; each burst finds the fleet cold again.
+- spike: one bulk upload of 1000 images; more than the node cap can drain
+  quickly, so this is the cost of a large cold start.
+- idle: four lone images 10-27 minutes apart; every one waits for a boot,
+  so this is the cost of what stays up between them.
 """
 
 import csv

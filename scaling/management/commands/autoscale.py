@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 from django.utils import timezone
 
+from classifier.sweeper import sweep
 from scaling.autoscaler import history_from_events, policy_settings, run_pass
 from scaling.fleets import get_fleet
 
@@ -34,13 +35,15 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, self.request_stop)
         fleet = get_fleet(backend)
         policy = policy_settings(min_nodes, max_nodes)
-        window = timedelta(seconds=policy.stabilization_seconds)
+        window = timedelta(seconds=policy.memory_seconds)
         history = history_from_events(timezone.now(), window)
         failures = 0
         while not self.stopping:
             close_old_connections()
             try:
                 history = run_pass(fleet, backend, history, policy, timezone.now(), dry_run)
+                if not dry_run:
+                    sweep()
                 failures = 0
             except Exception:
                 failures += 1

@@ -2,9 +2,9 @@
 
 import json
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from scaling.autoscaler import policy_settings
 from scaling.policy import PolicySettings
 from scaling.simulate import (
     POLICIES,
@@ -15,29 +15,17 @@ from scaling.simulate import (
 )
 
 
-def policy_settings_from_django() -> PolicySettings:
-    """PolicySettings from AUTOSCALE_* settings, falling back to the policy's defaults."""
-    defaults = PolicySettings()
-    return PolicySettings(
-        min_nodes=getattr(settings, "AUTOSCALE_MIN_NODES", defaults.min_nodes),
-        max_nodes=getattr(settings, "AUTOSCALE_MAX_NODES", defaults.max_nodes),
-        acceptable_latency_seconds=getattr(
-            settings, "AUTOSCALE_ACCEPTABLE_LATENCY", defaults.acceptable_latency_seconds),
-        default_seconds_per_image=getattr(
-            settings, "AUTOSCALE_SECONDS_PER_IMAGE", defaults.default_seconds_per_image),
-        max_step=getattr(settings, "AUTOSCALE_MAX_STEP", defaults.max_step),
-        stabilization_seconds=getattr(
-            settings, "AUTOSCALE_STABILIZATION_SECONDS", defaults.stabilization_seconds),
-        tolerance=getattr(settings, "AUTOSCALE_TOLERANCE", defaults.tolerance),
-    )
-
-
 class Command(BaseCommand):
-    help = "Simulate the autoscaler on a CSV trace (t,images) and compare it with the seed controller."
+    help = (
+        "Simulate the autoscaler on a CSV trace (t,images) and compare it with the seed controller. "
+        "The policy runs with PolicySettings' defaults, so results do not depend on the local settings."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("trace", help="CSV file with header t,images")
         parser.add_argument("--policy", choices=[*POLICIES, "both"], default="both")
+        parser.add_argument("--from-settings", action="store_true",
+                            help="use the AUTOSCALE_* settings, as `autoscale` would, instead of the defaults")
         parser.add_argument("--boot-seconds", type=float, default=70.0)
         parser.add_argument("--seconds-per-image", type=float, default=0.5,
                             help="simulated service time per image")
@@ -49,14 +37,14 @@ class Command(BaseCommand):
             trace = load_trace(options["trace"])
         except (OSError, KeyError, ValueError) as e:
             raise CommandError(f"cannot read trace {options['trace']}: {e}") from e
-        policy_settings = policy_settings_from_django()
+        policy = policy_settings() if options["from_settings"] else PolicySettings()
         sim = SimulationSettings(
             boot_seconds=options["boot_seconds"],
             seconds_per_image=options["seconds_per_image"],
             interval=options["interval"],
         )
         policies = POLICIES if options["policy"] == "both" else (options["policy"],)
-        results = compare(trace, policy_settings, sim, policies)
+        results = compare(trace, policy, sim, policies)
 
         if options["json"]:
             for result in results:
