@@ -67,6 +67,28 @@ class ImageQuerySet(models.QuerySet):
             status=Image.Status.QUEUED, started_at=None
         )
 
+    def stale(self, now, queue_empty):
+        """Images that no message will finish: claimed by a worker that vanished long ago,
+        or queued while the queue holds nothing at all (the message was lost)."""
+        bound = now - timedelta(seconds=settings.STALE_AFTER_SECONDS)
+        lost = Q(status=Image.Status.PROCESSING, started_at__lt=bound)
+        if queue_empty:
+            lost |= Q(status=Image.Status.QUEUED, queued_at__lt=bound)
+        return self.filter(lost)
+
+    def requeue(self, ids):
+        """Put images back in the queue, with a fresh message; returns the ids re-queued."""
+        self.filter(id__in=ids).exclude(status=Image.Status.DONE).update(
+            status=Image.Status.QUEUED, queued_at=timezone.now(), started_at=None, error="",
+            requeues=F("requeues") + 1,
+        )
+        return ids
+
+    def fail(self, ids, reason):
+        return self.filter(id__in=ids).exclude(status__in=[Image.Status.DONE, Image.Status.FAILED]).update(
+            status=Image.Status.FAILED, error=reason, finished_at=timezone.now()
+        )
+
     def open_count(self):
         """Images not yet finished: the work the queue's messages stand for."""
         return self.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING]).count()
@@ -112,6 +134,7 @@ class Image(models.Model):
                               help_text="queued → processing → done, or failed with a reason.")
     error = models.TextField(blank=True, help_text="Why the image failed, in words a person can read.")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
+    requeues = models.PositiveSmallIntegerField(default=0, help_text="How many times the sweeper re-queued it.")
     queued_at = models.DateTimeField(default=timezone.now, help_text="When the image was queued (or re-queued).")
     started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed it.")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When it reached done or failed.")

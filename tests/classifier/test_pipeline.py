@@ -3,10 +3,13 @@ import os
 import signal
 
 import pytest
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from classifier.models import Image
+from classifier.sweeper import GAVE_UP, sweep
+from scaling.queue import queue_depth
 from tests.conftest import wait_until
 from tests.corpus import encode, photo, photo_jpeg
 
@@ -75,3 +78,23 @@ def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
     assert {image.status for image in images} == {"done"}
     assert all(image.attempts == 2 for image in images)
     assert {image.worker.split(":")[0] for image in images} == {"rescuer"}
+
+
+def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queue(alice, workers, empty_queues):
+    """Each delivery's worker is killed mid-task (as an OOM kill would); after maxReceiveCount
+    deliveries SQS moves the message to the DLQ and the sweeper fails the image."""
+    upload(alice, photos()[:1])
+    for attempt in range(1, settings.MAX_RECEIVE_COUNT + 1):
+        worker = workers(f"victim-{attempt}")
+        wait_until(lambda n=attempt: Image.objects.filter(status="processing", attempts=n).exists(),
+                   timeout=90, interval=0.02, message=f"delivery {attempt}")
+        os.killpg(worker.pid, signal.SIGKILL)
+
+    workers("survivor")  # its receive call is the one that moves the message to the DLQ
+    wait_until(lambda: queue_depth(settings.DEAD_LETTER_QUEUE)["visible"], timeout=60,
+               message="the message to reach the dead-letter queue")
+    sweep()
+
+    image = Image.objects.get()
+    assert image.status == "failed"
+    assert image.error == GAVE_UP.format(attempts=settings.MAX_RECEIVE_COUNT)
