@@ -67,12 +67,14 @@ def database_url():
 
 @pytest.fixture
 def workers(transactional_db, aws):
-    """Start real Celery worker processes on the test database; stopped after the test."""
+    """Start real Celery worker processes on the test database, with extra `env` if given;
+    stopped after the test."""
     started = []
 
-    def start(node="test-worker"):
+    def start(node="test-worker", env=None):
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        process = start_worker(node, env={"DATABASE_URL": database_url()}, log_path=LOG_DIR / f"{node}.log")
+        env = {"DATABASE_URL": database_url(), **(env or {})}
+        process = start_worker(node, env=env, log_path=LOG_DIR / f"{node}.log")
         started.append(process)
         return process
 
@@ -92,10 +94,18 @@ def alice(client, user):
     return client
 
 
-def pytest_configure(config):
+def remove_sqlite_test_database():
     """Django replaces the SQLite test database file but not its WAL files; stale ones
     make the next connection fail with 'disk I/O error'."""
     name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
     if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         for suffix in ("", "-wal", "-shm"):
             Path(f"{name}{suffix}").unlink(missing_ok=True)
+
+
+def pytest_configure(config):
+    remove_sqlite_test_database()
+
+
+def pytest_unconfigure(config):
+    remove_sqlite_test_database()

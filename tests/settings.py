@@ -23,6 +23,8 @@ os.environ.setdefault("MODEL_DIR", os.path.join(os.path.dirname(os.path.dirname(
 from imgsite.settings import *  # noqa: F403
 from imgsite.settings import DATABASES, VAR_DIR
 
-# Worker processes must see the test database, so SQLite's test database is a file.
-DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+# Worker processes must see the test database, so SQLite's test database is a file;
+# one per test run, so that runs side by side don't replace each other's.
+os.environ.setdefault("TEST_SQLITE_NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
+DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_SQLITE_NAME"]}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
