@@ -19,8 +19,9 @@ class Node:
     draining_since: datetime | None = None
 
 
-def get_fleet(backend):
-    """The backend named in settings or on the command line."""
+def get_fleet(backend, max_nodes=None):
+    """The backend named in settings or on the command line; the asg backend also caps
+    the group's desired capacity at `max_nodes` (default AUTOSCALE_MAX_NODES)."""
     if backend == "local":
         from scaling.fleets.local import LocalFleet
 
@@ -32,5 +33,5 @@ def get_fleet(backend):
     if backend == "asg":
         from scaling.fleets.asg import AsgFleet
 
-        return AsgFleet()
+        return AsgFleet(max_nodes=max_nodes)
     raise ValueError(f"unknown fleet backend {backend!r}: use local, ec2 or asg")

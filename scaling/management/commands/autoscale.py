@@ -33,7 +33,7 @@ class Command(BaseCommand):
         self.stopping = False
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        fleet = get_fleet(backend)
+        fleet = get_fleet(backend, max_nodes)
         policy = policy_settings(min_nodes, max_nodes)
         window = timedelta(seconds=policy.memory_seconds)
         history = history_from_events(timezone.now(), window)
