@@ -65,7 +65,8 @@ class Command(BaseCommand):
 
     def retire_all(self, fleet, timeout=None):
         """Ask every node to drain and wait for them to finish their tasks."""
-        deadline = time.monotonic() + (timeout or settings.AUTOSCALE_DRAIN_TIMEOUT)
+        # A little past the drain timeout, so the last retire() finds every hung node overdue.
+        deadline = time.monotonic() + (timeout or settings.AUTOSCALE_DRAIN_TIMEOUT) + 5
         while time.monotonic() < deadline:
             nodes = fleet.list()
             if not nodes:
