@@ -20,12 +20,12 @@ class Node:
 
 
 def get_fleet(backend, max_nodes=None):
-    """The backend named in settings or on the command line; the asg backend also caps
-    the group's desired capacity at `max_nodes` (default AUTOSCALE_MAX_NODES)."""
+    """The backend named in settings or on the command line. The asg backend caps the group's
+    desired capacity at `max_nodes`; the local one shares the cores among that many workers."""
     if backend == "local":
         from scaling.fleets.local import LocalFleet
 
-        return LocalFleet()
+        return LocalFleet(max_nodes=max_nodes)
     if backend == "ec2":
         from scaling.fleets.ec2 import Ec2Fleet
 

@@ -32,6 +32,13 @@ def start_worker(node, env=None, log_path=None):
     return start_process(worker_argv(node), env=env, log_path=log_path)
 
 
+def inference_threads(max_nodes):
+    """Workers share this machine: inference threads × worker processes ≤ cores."""
+    if settings.CLASSIFIER_THREADS:
+        return settings.CLASSIFIER_THREADS
+    return max(1, (os.cpu_count() or 1) // max(1, max_nodes or settings.AUTOSCALE_MAX_NODES))
+
+
 def process_alive(pid):
     """True while the process exists and is not a zombie; reaps it if it is our child."""
     try:
@@ -47,9 +54,9 @@ def process_alive(pid):
 
 
 class LocalFleet:
-    def __init__(self, state_file=None, env=None):
+    def __init__(self, state_file=None, env=None, max_nodes=None):
         self.state_file = state_file or settings.VAR_DIR / "local-fleet.json"
-        self.env = env or {}
+        self.env = {"CLASSIFIER_THREADS": str(inference_threads(max_nodes)), **(env or {})}
         self.logs = settings.VAR_DIR / "logs"
 
     def load(self):

@@ -34,6 +34,7 @@ def random_resnet(tmp_path_factory):
 def test_it_loads_the_configured_weights_file(random_resnet, settings, photos):
     model, path = random_resnet
     settings.CLASSIFIER_MODEL, settings.RESNET50_WEIGHTS = "resnet50", str(path)
+    settings.CLASSIFIER_RUNTIME = "keras"
     get_classifier.cache_clear()
     try:
         classifier = get_classifier()
