@@ -1,0 +1,181 @@
+"""Shared by the benchmarks: the local system in a scratch directory, API clients, measurements."""
+import io
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from imgsite.local import free_port  # noqa: E402
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field")
+
+
+def photo_jpegs(count, seed=0, size=(800, 600)):
+    """Distinct JPEGs of about 100 KB: random crops of scikit-image's sample photos."""
+    from skimage import data
+
+    sources = [Image.fromarray(getattr(data, name)()).convert("RGB") for name in PHOTOS]
+    rng = random.Random(seed)
+    for index in range(count):
+        source = sources[index % len(sources)]
+        width, height = source.size
+        crop_w, crop_h = int(width * rng.uniform(0.7, 1.0)), int(height * rng.uniform(0.7, 1.0))
+        left, top = rng.randint(0, width - crop_w), rng.randint(0, height - crop_h)
+        picture = source.crop((left, top, left + crop_w, top + crop_h)).resize(size, Image.BICUBIC)
+        output = io.BytesIO()
+        picture.save(output, "JPEG", quality=85)
+        yield f"photo-{index:04d}.jpg", output.getvalue()
+
+
+def stack_env(var_dir, **overrides):
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env.update(DJANGO_SETTINGS_MODULE="imgsite.settings", VAR_DIR=str(var_dir), MODEL_DIR=str(ROOT / "var/models"),
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", AWS_ACCESS_KEY_ID="testing",
+               AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=str(ROOT), API_RATE_LIMIT="100000/min")
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+@contextmanager
+def local_stack(**overrides):
+    """`manage.py runlocal` (moto, gunicorn, the autoscaler from zero workers) with its own
+    state; yields (url, api_token, env) and stops it all on exit."""
+    var_dir = Path(tempfile.mkdtemp(prefix="imgsite-bench-"))
+    env = stack_env(var_dir, **overrides)
+    process = subprocess.Popen([sys.executable, "manage.py", "runlocal", "--port", str(free_port())], cwd=ROOT,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        url, username = wait_for_banner(process)
+        token = subprocess.run([sys.executable, "manage.py", "create_api_token", username], cwd=ROOT, env=env,
+                               capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        yield url, token, env
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=300)
+
+
+def wait_for_banner(process):
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if match := re.search(r"running at (\S+)\s+\(log in as (\S+) / \S+\)", line):
+            return match.group(1), match.group(2)
+    raise RuntimeError("runlocal exited before it was ready:\n" + "".join(seen[-20:]))
+
+
+def upload_all(url, token, files, clients, per_request):
+    """`clients` threads post their share of `files` to POST /api/v1/batches, `per_request`
+    files at a time. Returns (HTTP statuses, request seconds, accepted count)."""
+    chunks = [files[i:i + per_request] for i in range(0, len(files), per_request)]
+    statuses, seconds, accepted = [], [], []
+
+    def client(share):
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {token}"
+        for chunk in share:
+            start = time.perf_counter()
+            response = session.post(url + "api/v1/batches",
+                                    files=[("images", (name, data, "image/jpeg")) for name, data in chunk])
+            seconds.append(time.perf_counter() - start)
+            statuses.append(response.status_code)
+            if response.status_code == 201:
+                accepted.append(len(response.json()["images"]))
+
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, [chunks[i::clients] for i in range(clients)]))
+    return statuses, seconds, sum(accepted)
+
+
+def processes():
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+
+
+def proc_field(pid, name, field):
+    try:
+        text = Path(f"/proc/{pid}/{name}").read_bytes().decode(errors="replace")
+    except OSError:
+        return "" if field is None else 0
+    if field is None:
+        return text
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) // 1024
+    return 0
+
+
+class RssSampler:
+    """Peak RSS (VmHWM, MB) of the web tier (all gunicorn processes) and the worker fleet."""
+
+    def __init__(self, var_dir):
+        self.var_dir = str(var_dir)
+        self.peak = {"web": 0, "workers": 0, "one_worker": 0}
+
+    def sample(self):
+        ours = [(pid, cmd) for pid, cmd in processes() if self.var_dir in proc_field(pid, "environ", None)]
+        web = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if "gunicorn" in cmd]
+        workers = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if "celery" in cmd]
+        self.peak["web"] = max(self.peak["web"], sum(web))
+        self.peak["workers"] = max(self.peak["workers"], sum(workers))
+        self.peak["one_worker"] = max([self.peak["one_worker"], *workers])
+
+
+def wait_for_results(expected, sampler, timeout):
+    from classifier.models import Image as ImageRow
+
+    deadline = time.monotonic() + timeout
+    finished = 0
+    while time.monotonic() < deadline:
+        sampler.sample()
+        finished = ImageRow.objects.filter(status__in=["done", "failed"]).count()
+        if finished >= expected:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def image_report(first_post):
+    """Outcomes and per-image latency (queued → finished) from the database."""
+    from classifier.models import Image as ImageRow
+
+    rows = list(ImageRow.objects.values_list("status", "queued_at", "finished_at"))
+    finished = [(queued, done) for status, queued, done in rows if done is not None]
+    latencies = np.array([(done - queued).total_seconds() for queued, done in finished] or [0.0])
+    return {
+        "stored": len(rows),
+        "done": sum(status == "done" for status, _, _ in rows),
+        "failed": sum(status == "failed" for status, _, _ in rows),
+        "lost": sum(status in ("queued", "processing") for status, _, _ in rows),
+        "seconds": max((done.timestamp() for _, done in finished), default=first_post) - first_post,
+        "latency_p50": round(float(np.percentile(latencies, 50)), 3),
+        "latency_p95": round(float(np.percentile(latencies, 95)), 3),
+    }
+
+
+def print_table(result):
+    width = max(len(key) for key in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
