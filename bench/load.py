@@ -9,11 +9,10 @@ Prints a table and writes bench/results/load.json. The suite runs it small
 (tests/bench/test_load.py).
 """
 import argparse
-import json
 import time
 
 import numpy as np
-from stack import ROOT, RssSampler, image_report, local_stack, photo_jpegs, print_table, upload_all, wait_for_results
+from stack import RssSampler, image_report, local_stack, photo_jpegs, publish, upload_all, wait_for_results
 
 
 def run_load(clients, images_per_client, per_request, timeout=1800, **settings):
@@ -46,11 +45,7 @@ def main():
     parser.add_argument("--per-request", type=int, default=25)
     args = parser.parse_args()
     result = run_load(args.clients, args.images_per_client, args.per_request)
-    print_table(result)
-    out = ROOT / "bench/results/load.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    publish(result, "load")
 
 
 if __name__ == "__main__":

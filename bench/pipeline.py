@@ -25,7 +25,7 @@ from stack import (
     image_report,
     local_stack,
     photo_jpegs,
-    print_table,
+    publish,
     stack_env,
     upload_all,
     wait_for_results,
@@ -86,11 +86,7 @@ def main():
         "peak_rss_one_worker_mb": sampler.peak["one_worker"],
     }
     result["ratio_to_raw"] = round(result["images_per_second"] / raw, 3)
-    print_table(result)
-    out = ROOT / "bench/results/pipeline.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    publish(result, "pipeline")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Shared by the benchmarks: the local system in a scratch directory, API clients, measurements."""
 import io
+import json
 import os
 import random
 import re
@@ -175,7 +176,12 @@ def image_report(first_post):
     }
 
 
-def print_table(result):
+def publish(result, name):
+    """Print the result as a table and write it to bench/results/<name>.json."""
     width = max(len(key) for key in result)
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
+    out = ROOT / "bench" / "results" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
