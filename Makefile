@@ -19,11 +19,17 @@ test: setup
 
 setup: system-packages $(VENV)/.installed $(MODEL)
 
-# Chromium for the browser tests; installed once, as root, from Debian.
+# Debian packages, installed once, as root: chromium for the browser tests; packer (1.6.6)
+# and systemd (systemd-analyze) for the worker image tests in tests/deploy.
 system-packages:
-	@command -v chromium >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+	@missing=""; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v packer >/dev/null || missing="$$missing packer"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 $(VENV)/.installed: requirements/*.txt
 	test -x $(PY) || python3 -m venv $(VENV)

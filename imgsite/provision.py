@@ -1,14 +1,19 @@
-"""Create the bucket, the queue and its dead-letter queue from settings, idempotently.
+"""Create the bucket, the queue and its dead-letter queue from settings, idempotently;
+optionally the workers' IAM role, launch template and Auto Scaling group too.
 
 Each `ensure_*` function compares what exists with what settings ask for and returns
 a list of the changes it made (or would make, with dry_run), so a second run reports none.
+`teardown` removes the same things, newest first, and reports what it removed.
 """
 import json
 
 from botocore.exceptions import ClientError
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
+from imgsite import provision_fleet, provision_iam
 from imgsite.aws import client
+from imgsite.userdata import encoded_user_data
 
 PRIVATE_BUCKET = {
     "BlockPublicAcls": True,
@@ -72,9 +77,13 @@ def ensure_queue(name, attributes, dry_run=False):
 def same_attribute(current, wanted):
     if current is None:
         return False
-    if wanted.startswith("{"):
-        return json.loads(current) == json.loads(wanted)
+    if wanted.startswith("{"):  # SQS hands back maxReceiveCount as a number, though it is sent as a string
+        return as_strings(json.loads(current)) == as_strings(json.loads(wanted))
     return str(current) == str(wanted)
+
+
+def as_strings(document):
+    return {key: str(value) for key, value in document.items()}
 
 
 def queue_arn(url, name):
@@ -97,6 +106,69 @@ def ensure_queues(dry_run=False):
     return changes + more
 
 
-def provision(dry_run=False):
-    """Everything the pipeline needs; returns the list of changes."""
-    return ensure_bucket(settings.IMAGE_BUCKET, dry_run) + ensure_queues(dry_run)
+def instance_profile_name():
+    profile = settings.EC2_INSTANCE_PROFILE or settings.FLEET_NAME
+    return profile.rsplit("/", 1)[-1] if profile.startswith("arn:") else profile
+
+
+def launch_template_name():
+    name = settings.EC2_LAUNCH_TEMPLATE or settings.FLEET_NAME
+    if name.startswith("lt-"):
+        raise ImproperlyConfigured("provisioning names the launch template: set EC2_LAUNCH_TEMPLATE to a name")
+    return name
+
+
+def worker_queue_url():
+    """The classify queue's URL for the workers' user data; in a dry run before it exists, the URL it will have."""
+    url = settings.CLASSIFY_QUEUE_URL or find_queue_url(settings.CLASSIFY_QUEUE)
+    if url:
+        return url
+    _, account = provision_iam.caller_account()
+    return f"https://sqs.{settings.AWS_REGION}.amazonaws.com/{account}/{settings.CLASSIFY_QUEUE}"
+
+
+def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, ami_id=None):
+    """Everything the pipeline needs, plus the chosen worker infrastructure; returns the list of changes."""
+    changes = ensure_bucket(settings.IMAGE_BUCKET, dry_run) + ensure_queues(dry_run)
+    if iam:
+        changes += provision_iam.ensure_worker_identity(instance_profile_name(), dry_run)
+    if launch_template or asg:  # the group launches from the template
+        data = provision_fleet.launch_template_data(
+            provision_fleet.worker_ami(ami_id), instance_profile_name(), encoded_user_data(worker_queue_url()))
+        changes += provision_fleet.ensure_launch_template(launch_template_name(), data, dry_run)
+    if asg:
+        changes += provision_fleet.ensure_auto_scaling_group(settings.ASG_NAME, launch_template_name(), dry_run)
+    return changes
+
+
+def delete_queue(name, dry_run=False):
+    url = find_queue_url(name)
+    if url is None:
+        return []
+    if not dry_run:
+        client("sqs").delete_queue(QueueUrl=url)
+    return [f"delete queue {name}"]
+
+
+def delete_bucket(name, dry_run=False):
+    """Delete the bucket only if it is empty: images are the users' data, never removed here."""
+    if not bucket_exists(name):
+        return []
+    if client("s3").list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0):
+        return [f"keep bucket {name}: it still holds images (empty it yourself to delete it)"]
+    if not dry_run:
+        client("s3").delete_bucket(Bucket=name)
+    return [f"delete bucket {name}"]
+
+
+def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False):
+    """Remove what `provision` with the same options creates, in reverse order; returns the changes."""
+    changes = []
+    if asg:
+        changes += provision_fleet.delete_auto_scaling_group(settings.ASG_NAME, dry_run)
+    if launch_template:
+        changes += provision_fleet.delete_launch_template(launch_template_name(), dry_run)
+    if iam:
+        changes += provision_iam.delete_worker_identity(instance_profile_name(), dry_run)
+    changes += delete_queue(settings.CLASSIFY_QUEUE, dry_run) + delete_queue(settings.DEAD_LETTER_QUEUE, dry_run)
+    return changes + delete_bucket(settings.IMAGE_BUCKET, dry_run)

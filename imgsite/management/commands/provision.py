@@ -1,18 +1,41 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError
 
-from imgsite.provision import provision
+from imgsite import provision as provisioning
 
 
 class Command(BaseCommand):
-    help = "Create the S3 bucket, the SQS queue and its dead-letter queue from settings (idempotent)."
+    help = ("Create the S3 bucket, the SQS queue and its dead-letter queue from settings (idempotent); "
+            "optionally the workers' IAM role, launch template and Auto Scaling group. "
+            "--teardown removes what the same options create.")
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="Print the plan; change nothing.")
+        parser.add_argument("--teardown", action="store_true",
+                            help="Remove instead of create (a bucket that still holds images is kept).")
+        parser.add_argument("--with-iam", action="store_true",
+                            help="The workers' least-privilege IAM role and instance profile "
+                                 "(named EC2_INSTANCE_PROFILE, else FLEET_NAME).")
+        parser.add_argument("--with-launch-template", action="store_true",
+                            help="The workers' launch template (named EC2_LAUNCH_TEMPLATE, else FLEET_NAME).")
+        parser.add_argument("--ami-id", default=settings.EC2_AMI_ID or None,
+                            help="The worker AMI (default: EC2_AMI_ID, else this account's newest imgsite-worker-*).")
+        parser.add_argument("--with-asg", action="store_true",
+                            help="The Auto Scaling group ASG_NAME, from the launch template (implies it).")
 
-    def handle(self, *args, dry_run=False, **options):
-        changes = provision(dry_run=dry_run)
+    def handle(self, *args, dry_run, teardown, with_iam, with_launch_template, ami_id, with_asg, **options):
+        options = {"iam": with_iam, "launch_template": with_launch_template or with_asg, "asg": with_asg}
+        try:
+            if teardown:
+                changes = provisioning.teardown(dry_run, **options)
+            else:
+                changes = provisioning.provision(dry_run, ami_id=ami_id, **options)
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
         prefix = "would " if dry_run else ""
         for change in changes:
             self.stdout.write(f"{prefix}{change}")
         if not changes:
-            self.stdout.write("no changes: everything is provisioned")
+            self.stdout.write("no changes: nothing to remove" if teardown else "no changes: everything is provisioned")
+

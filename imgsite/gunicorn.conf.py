@@ -1,0 +1,22 @@
+"""gunicorn for the web tier: `gunicorn -c imgsite/gunicorn.conf.py imgsite.wsgi`.
+
+Requests spend their time streaming uploads to S3, not on the CPU, so each process
+runs threads. Every value can be overridden on the command line or with GUNICORN_CMD_ARGS.
+"""
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", 4))
+# A request of MAX_FILES_PER_REQUEST files goes to S3 one file after another.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
+graceful_timeout = 30
+keepalive = 5
+# Recycle processes now and then, so a slow leak never takes the web tier down.
+max_requests = 2000
+max_requests_jitter = 200
+accesslog = "-"
+errorlog = "-"
+# Behind a load balancer, set FORWARDED_ALLOW_IPS to its addresses (or "*" inside a private subnet).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -1,0 +1,46 @@
+"""Imported at start-up by a Python process with this directory on PYTHONPATH: records every
+AWS call the process makes, one JSON line each, into the file $AWS_CALL_LOG."""
+import json
+import os
+
+import botocore.client
+import botocore.exceptions
+
+LOG = os.environ["AWS_CALL_LOG"]
+PARAMETERS = ("Bucket", "Key", "QueueUrl", "Path", "Error")
+
+
+def record(service, operation, parameters):
+    entry = {"service": service, "operation": operation, **{k: parameters[k] for k in PARAMETERS if k in parameters}}
+    with open(LOG, "a") as log:
+        log.write(json.dumps(entry) + "\n")
+
+
+make_api_call = botocore.client.BaseClient._make_api_call
+
+
+def recorded_api_call(self, operation, parameters):
+    service = self.meta.service_model.service_name
+    try:
+        response = make_api_call(self, operation, parameters)
+    except botocore.exceptions.ClientError as error:
+        record(service, operation, {**parameters, "Error": error.response["Error"]["Code"]})
+        raise
+    record(service, operation, parameters)
+    return response
+
+
+botocore.client.BaseClient._make_api_call = recorded_api_call
+
+try:  # kombu's asynchronous SQS client signs with botocore but sends with its own HTTP client
+    from kombu.asynchronous.aws.sqs.connection import AsyncSQSConnection
+except ImportError:
+    pass
+else:
+    make_request = AsyncSQSConnection.make_request
+
+    def recorded_request(self, operation, params, queue_url, verb, *args, **kwargs):
+        record("sqs", operation, {"QueueUrl": queue_url})
+        return make_request(self, operation, params, queue_url, verb, *args, **kwargs)
+
+    AsyncSQSConnection.make_request = recorded_request

@@ -1,0 +1,102 @@
+"""The worker role allows every AWS call a real worker makes, and little else.
+
+A worker process and worker_env.py run with tests/deploy/aws_calls on PYTHONPATH, which
+records each AWS call they make (boto3's and kombu's own SQS client). Every call must be
+allowed by worker_policy(); every permission must be used, but for two that only a failure
+path exercises.
+"""
+import json
+import os
+import subprocess
+import sys
+from fnmatch import fnmatchcase
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from classifier.models import Image
+from imgsite.aws import client, queue_url
+from imgsite.provision_iam import worker_policy
+from tests.conftest import wait_until
+from tests.corpus import photo_jpeg
+from tests.deploy.test_worker_env import INSTANCE_ID, metadata_service  # noqa: F401 (a fixture)
+
+pytestmark = [pytest.mark.e2e]
+
+RECORDER = Path(__file__).parent / "aws_calls"
+ACCOUNT = "123456789012"  # moto's
+S3_ACTIONS = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
+              "HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket"}
+# Sent only when a task retries (SendMessage) or a message goes back to the queue (ChangeMessageVisibility).
+FAILURE_PATHS_ONLY = {"sqs:SendMessage", "sqs:ChangeMessageVisibility"}
+
+
+def requested(call):
+    """The IAM actions and resources an AWS call needs, as [(action, resource)]."""
+    region = settings.AWS_REGION
+    if call["service"] == "s3":
+        bucket = f"arn:aws:s3:::{call['Bucket']}"
+        needs = [(S3_ACTIONS[call["operation"]], f"{bucket}/{call['Key']}" if "Key" in call else bucket)]
+        if call.get("Error") in ("404", "NoSuchKey"):  # S3 says 404, not 403, only to those who may list
+            needs.append(("s3:ListBucket", bucket))
+        return needs
+    if call["service"] == "sqs":
+        account, name = urlsplit(call["QueueUrl"]).path.strip("/").split("/")[-2:]
+        return [(f"sqs:{call['operation']}", f"arn:aws:sqs:{region}:{account}:{name}")]
+    if call["service"] == "ssm":
+        return [(f"ssm:{call['operation']}", f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{call['Path']}")]
+    raise AssertionError(f"the worker called {call['service']}.{call['operation']}, which no policy covers")
+
+
+def allowed(policy, action, resource):
+    return any(action in statement["Action"] and any(fnmatchcase(resource, pattern)
+                                                     for pattern in statement["Resource"])
+               for statement in policy["Statement"])
+
+
+def final_images(count):
+    images = list(Image.objects.exclude(status__in=["queued", "processing"]).order_by("original_name"))
+    return images if len(images) == count else None
+
+
+def recorded(log):
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+@pytest.fixture
+def ssm_secrets(aws, settings):
+    settings.SSM_PARAMETER_PREFIX = "/imgsite-permissions"
+    ssm = client("ssm")
+    for name, value in {"DATABASE_URL": "postgres://db/imgsite", "SECRET_KEY": "k" * 50}.items():
+        ssm.put_parameter(Name=f"/imgsite-permissions/{name}", Value=value, Type="SecureString", Overwrite=True)
+    return settings.SSM_PARAMETER_PREFIX
+
+
+def test_the_role_allows_what_a_worker_does_and_nothing_it_does_not(
+        alice, workers, empty_queues, tmp_path, ssm_secrets, metadata_service):  # noqa: F811
+    log = tmp_path / "aws-calls.jsonl"
+    recording = {"PYTHONPATH": str(RECORDER), "AWS_CALL_LOG": str(log)}
+    env_file = tmp_path / "worker.env"
+    subprocess.run([sys.executable, str(Path(settings.BASE_DIR) / "worker_ami" / "worker_env.py"), str(env_file)],
+                   env={**os.environ, **recording, "SSM_PARAMETER_PREFIX": ssm_secrets,
+                        "AWS_REGION": settings.AWS_REGION, "AWS_EC2_METADATA_SERVICE_ENDPOINT": metadata_service},
+                   check=True, timeout=60)
+    alice.post(reverse("classifier:upload"), {"files": [SimpleUploadedFile("cat.jpg", photo_jpeg(), "image/jpeg"),
+                                                        SimpleUploadedFile("gone.jpg", photo_jpeg(), "image/jpeg")]})
+    gone = Image.objects.get(original_name="gone.jpg")
+    client("s3").delete_object(Bucket=settings.IMAGE_BUCKET, Key=gone.file.name)
+    workers(INSTANCE_ID, env={**recording, "CLASSIFY_QUEUE_URL": queue_url(settings.CLASSIFY_QUEUE)})
+    finished = wait_until(lambda: final_images(2), timeout=120, message="both images to finish")
+    assert [(image.original_name, image.status) for image in finished] == [("cat.jpg", "done"), ("gone.jpg", "failed")]
+    assert "missing" in finished[1].error  # a 404, which S3 gives only to a role that may list the bucket
+
+    policy = worker_policy("aws", ACCOUNT)
+    used = {need for call in recorded(log) for need in requested(call)}
+    assert used, "nothing was recorded"
+    assert [request for request in sorted(used) if not allowed(policy, *request)] == []
+    granted = {action for statement in policy["Statement"] for action in statement["Action"]}
+    assert granted - {action for action, _ in used} == FAILURE_PATHS_ONLY

@@ -1,0 +1,126 @@
+"""worker_ami/imgsite-worker.service: `systemd-analyze verify` passes, and the unit says what it must.
+
+verify checks that every Exec*= program exists, so it runs on a scratch root holding the
+system's units and stand-ins for the worker's venv programs.
+"""
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+WORKER_AMI = Path(settings.BASE_DIR) / "worker_ami"
+UNIT = WORKER_AMI / "imgsite-worker.service"
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+SYSTEM_UNITS = next((path for path in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
+                     if path.is_dir()), None)
+needs_systemd = pytest.mark.skipif(
+    SYSTEMD_ANALYZE is None or SYSTEM_UNITS is None,
+    reason="no systemd-analyze or system units; `make system-packages` installs systemd")
+# TASK_TIME_LIMIT with the default SQS_VISIBILITY_TIMEOUT (300 s); the user data sets it for others.
+DEFAULT_TASK_TIME_LIMIT = 240
+
+
+def directives(text=None):
+    """[(key, value)] in order; keys such as Environment= may repeat."""
+    lines = (text or UNIT.read_text()).splitlines()
+    return [tuple(line.split("=", 1)) for line in lines if "=" in line and not line.startswith("#")]
+
+
+def value(key):
+    values = [v for k, v in directives() if k == key]
+    assert len(values) == 1, f"{key}= appears {len(values)} times"
+    return values[0]
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A scratch root: the system's units, the worker's unit, and stand-ins for its programs."""
+    shutil.copytree(SYSTEM_UNITS, tmp_path / "usr/lib/systemd/system", symlinks=True)
+    for key, command in directives():
+        if key.startswith("Exec"):
+            program = tmp_path / command.split()[0].lstrip("-+!@").lstrip("/")
+            program.parent.mkdir(parents=True, exist_ok=True)
+            program.write_text("#!/bin/sh\n")
+            program.chmod(0o755)
+    (tmp_path / "etc/systemd/system").mkdir(parents=True)
+    shutil.copy(UNIT, tmp_path / "etc/systemd/system" / UNIT.name)
+    return tmp_path
+
+
+def analyze(root, *arguments):
+    return subprocess.run([SYSTEMD_ANALYZE, *arguments, f"--root={root}", UNIT.name],
+                          capture_output=True, text=True, timeout=60)
+
+
+@needs_systemd
+def test_systemd_analyze_verify_passes_without_a_word(root):
+    result = analyze(root, "verify")
+
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+@needs_systemd
+def test_verify_would_catch_a_mistake(root):
+    broken = root / "etc/systemd/system" / UNIT.name
+    broken.write_text(UNIT.read_text().replace("KillMode=mixed", "KillMode=gently"))
+
+    result = analyze(root, "verify")
+
+    assert "gently" in result.stdout + result.stderr
+
+
+@needs_systemd
+def test_the_sandbox_leaves_little_exposed(root):
+    # systemd's own scale: 0 (locked down) to 10 (exposed); --threshold is in tenths.
+    result = analyze(root, "security", "--offline=yes", "--threshold=20")
+
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_it_runs_a_celery_worker_per_core_on_the_queue_as_the_service_user():
+    command = value("ExecStart").split()
+
+    assert command[:4] == ["/opt/imgsite/venv/bin/celery", "-A", "imgsite", "worker"]
+    assert command[command.index("-Q") + 1] == "${CLASSIFY_QUEUE}"
+    assert "--concurrency=${WORKER_CONCURRENCY}" in command
+    assert (value("User"), value("Group")) == ("imgsite", "imgsite")
+    assert value("Restart") == "on-failure"
+
+
+def test_it_learns_its_node_name_and_secrets_before_each_start():
+    assert value("ExecStartPre") == (
+        "/opt/imgsite/venv/bin/python /opt/imgsite/app/worker_ami/worker_env.py /run/imgsite/worker.env")
+    files = [v for k, v in directives() if k == "EnvironmentFile"]
+    assert files == ["/etc/imgsite/worker.env", "-/run/imgsite/worker.env"]
+    assert value("RuntimeDirectory") == "imgsite" and value("RuntimeDirectoryMode") == "0700"
+
+
+def test_it_stops_with_a_warm_shutdown_that_outlasts_the_longest_task():
+    assert value("KillSignal") == "SIGTERM"
+    assert value("KillMode") == "mixed"  # SIGTERM to Celery's main process only
+    assert int(value("TimeoutStopSec")) > DEFAULT_TASK_TIME_LIMIT
+
+
+@pytest.mark.parametrize("key, expected", [
+    ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
+    ("PrivateDevices", "yes"), ("ProtectKernelTunables", "yes"), ("ProtectKernelModules", "yes"),
+    ("ProtectControlGroups", "yes"), ("RestrictSUIDSGID", "yes"), ("CapabilityBoundingSet", ""),
+    ("RestrictAddressFamilies", "AF_INET AF_INET6 AF_UNIX"), ("UMask", "0077"),
+])
+def test_it_is_hardened(key, expected):
+    assert value(key) == expected
+
+
+def test_the_unit_finds_what_the_provisioning_script_puts_in_place():
+    script = (WORKER_AMI / "provision.sh").read_text()
+    environment = dict(item.split("=", 1) for k, v in directives() if k == "Environment" for item in v.split())
+
+    assert "PREFIX=${PREFIX:-/opt/imgsite}" in script and "\nMODEL_DIR=$PREFIX/models\n" in script
+    assert environment["MODEL_DIR"] == "/opt/imgsite/models"
+    assert re.search(r"^RESNET50_WEIGHTS=\$MODEL_DIR/(\S+)", script, re.MULTILINE).group(1) == Path(
+        environment["RESNET50_WEIGHTS"]).name
+    assert f'install -D -m 0644 "$APP_DIR/worker_ami/{UNIT.name}"' in script
+    assert "SERVICE_USER=imgsite" in script
