@@ -5,13 +5,13 @@ the instance id. This fleet lists and terminates only instances that carry its t
 """
 import logging
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from imgsite.aws import client
+from imgsite.userdata import render_user_data
 from scaling.fleets import BOOTING, DRAINING, RUNNING, Node
 from scaling.models import WorkerNode
 
@@ -66,8 +66,8 @@ def launch_parameters():
         parameters["SubnetId"] = settings.EC2_SUBNET_ID
     if settings.EC2_SECURITY_GROUP_IDS:
         parameters["SecurityGroupIds"] = list(settings.EC2_SECURITY_GROUP_IDS)
-    if settings.EC2_USER_DATA_FILE:
-        parameters["UserData"] = Path(settings.EC2_USER_DATA_FILE).read_text()
+    # The worker's environment, rendered from settings (secrets stay in SSM).
+    parameters["UserData"] = render_user_data()
     return parameters
 
 

@@ -25,6 +25,7 @@ def ec2(monkeypatch, settings):
     settings.EC2_LAUNCH_TEMPLATE = ""
     settings.EC2_AMI_ID = AMI
     settings.EC2_INSTANCE_PROFILE = settings.EC2_SUBNET_ID = settings.EC2_USER_DATA_FILE = ""
+    settings.CLASSIFY_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsite-test-classify"
     settings.EC2_SECURITY_GROUP_IDS = []
     settings.FLEET_NAME = "test-fleet"
     with mock_aws():
@@ -68,7 +69,7 @@ def test_it_launches_tagged_instances_from_the_settings(fleet, ec2, settings, tm
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
     group = ec2.create_security_group(GroupName="workers", Description="workers", VpcId=vpc)["GroupId"]
     boto3.client("iam", region_name="us-east-1").create_instance_profile(InstanceProfileName="worker-profile")
-    (tmp_path / "user-data.sh").write_text("#!/bin/sh\necho worker\n")
+    (tmp_path / "user-data.sh").write_text("#!/bin/sh\necho worker $ssm_prefix\n")
     settings.EC2_INSTANCE_TYPE = "c7i.large"
     settings.EC2_INSTANCE_PROFILE = "worker-profile"
     settings.EC2_SUBNET_ID = subnet
@@ -84,7 +85,7 @@ def test_it_launches_tagged_instances_from_the_settings(fleet, ec2, settings, tm
     assert [g["GroupId"] for g in instance["SecurityGroups"]] == [group]
     assert instance["IamInstanceProfile"]["Arn"].endswith("/worker-profile")
     user_data = ec2.describe_instance_attribute(InstanceId=node_id, Attribute="userData")["UserData"]["Value"]
-    assert base64.b64decode(user_data).decode() == "#!/bin/sh\necho worker\n"
+    assert base64.b64decode(user_data).decode() == f"#!/bin/sh\necho worker {settings.SSM_PARAMETER_PREFIX}\n"
 
 
 @pytest.mark.parametrize("by", ["name", "id"])
