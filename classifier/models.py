@@ -1,12 +1,18 @@
 """Batches of uploaded images, their classification status and their predictions."""
+import logging
+import posixpath
 import uuid
 from datetime import timedelta
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
+
+log = logging.getLogger(__name__)
+FINAL_STATUSES = ("done", "failed")
 
 
 def image_key(instance, filename):
@@ -20,12 +26,25 @@ def thumbnail_key(instance, filename):
     return f"images/{instance.uuid}/thumbnail.jpg"
 
 
+class BatchQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        return self.filter(owner=user)
+
+    def with_counts(self):
+        """Annotate image_count and <status>_count, in the same query."""
+        return self.annotate(image_count=Count("images"), **{
+            f"{status}_count": Count("images", filter=Q(images__status=status)) for status in Image.Status.values
+        })
+
+
 class Batch(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="batches",
         help_text="The user who uploaded this batch.",
     )
     created_at = models.DateTimeField(default=timezone.now, help_text="When the upload started.")
+
+    objects = BatchQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -34,6 +53,19 @@ class Batch(models.Model):
 
     def __str__(self):
         return f"Batch {self.pk} by {self.owner}"
+
+    def status_counts(self):
+        """{"queued": n, "processing": n, "done": n, "failed": n, "total": n} in one query."""
+        return self.images.aggregate(total=Count("pk"), **{
+            status: Count("pk", filter=Q(status=status)) for status in Image.Status.values
+        })
+
+    def delete_with_files(self):
+        """Delete the batch, its images and their S3 objects."""
+        with transaction.atomic():
+            self.images.all().delete_with_files()
+            self.delete()
+
 
 
 class ImageQuerySet(models.QuerySet):
@@ -105,6 +137,34 @@ class ImageQuerySet(models.QuerySet):
             return None
         seconds = sum((end - started).total_seconds() for (_, started), (end, _) in groups.items())
         return max(seconds / sum(count for _, count in groups.values()), 0.001)
+
+    def search_label(self, text):
+        """Images whose top label contains `text`, e.g. "tabby"."""
+        return self.filter(predictions__rank=1, predictions__label__icontains=text.strip())
+
+    def with_top_prediction(self):
+        """Annotate top_label and top_score (rank 1) as subqueries, so lists need no extra query."""
+        top = Prediction.objects.filter(image=OuterRef("pk"), rank=1)
+        return self.annotate(top_label=Subquery(top.values("label")[:1]),
+                             top_score=Subquery(top.values("score")[:1]))
+
+    def retry_failed(self):
+        """Queue the failed images among these again; returns how many."""
+        return requeue_and_enqueue(list(self.filter(status=Image.Status.FAILED).values_list("pk", flat=True)))
+
+    def requeue_failed_or_stale(self, now=None):
+        """For operators: queue the failed and the stale images among these again; returns how many."""
+        stale = Image.objects.stale(now or timezone.now(), queue_empty=True).values("pk")
+        ids = self.filter(Q(status=Image.Status.FAILED) | Q(pk__in=stale)).values_list("pk", flat=True)
+        return requeue_and_enqueue(list(ids))
+
+    def delete_with_files(self):
+        """Delete the rows, then (after commit) their originals and thumbnails in S3."""
+        with transaction.atomic():
+            names = [name for pair in self.values_list("file", "thumbnail") for name in pair if name]
+            deleted, _ = self.delete()
+            transaction.on_commit(lambda: delete_stored_files(names))
+        return deleted
 
 
 class Image(models.Model):
@@ -182,6 +242,23 @@ class Image(models.Model):
             status=Image.Status.FAILED, error=reason[:1000], finished_at=timezone.now(),
         )
 
+    @property
+    def is_final(self):
+        return self.status in FINAL_STATUSES
+
+    @property
+    def latency(self):
+        """Queued → finished, as a timedelta, once the image is finished."""
+        return self.finished_at - self.queued_at if self.is_final and self.finished_at else None
+
+    @property
+    def thumbnail_url(self):
+        """A presigned URL of the worker's thumbnail, or "" before there is one."""
+        return self.thumbnail.url if self.thumbnail else ""
+
+    def delete_with_files(self):
+        Image.objects.filter(pk=self.pk).delete_with_files()
+
 
 class Prediction(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="predictions",
@@ -199,3 +276,34 @@ class Prediction(models.Model):
 
     def __str__(self):
         return f"{self.label} ({self.score:.1%})"
+
+
+def requeue_and_enqueue(ids):
+    """Re-queue the images and send their messages once the transaction commits. A duplicate
+    message is harmless: the claim is conditional, so no image is classified twice."""
+    if not ids:
+        return 0
+    from classifier.tasks import enqueue
+
+    with transaction.atomic():
+        Image.objects.requeue(ids)
+        transaction.on_commit(lambda: enqueue(ids))
+    return len(ids)
+
+
+def delete_stored_files(names):
+    """Delete objects from the default storage, 1,000 keys per S3 call; errors are logged, not raised."""
+    bucket = getattr(default_storage, "bucket", None)
+    try:
+        if bucket is None:
+            for name in names:
+                default_storage.delete(name)
+            return
+        location = getattr(default_storage, "location", "")
+        keys = [posixpath.join(location, name) if location else name for name in names]
+        for start in range(0, len(keys), 1000):
+            objects = [{"Key": key} for key in keys[start:start + 1000]]
+            bucket.delete_objects(Delete={"Objects": objects, "Quiet": True})
+    except Exception:
+        # The rows are gone already; leftover objects cost storage, not correctness.
+        log.exception("could not delete %d stored files", len(names))

@@ -7,6 +7,7 @@ from pathlib import PurePosixPath, PureWindowsPath
 from django.conf import settings
 from django.db import transaction
 
+from classifier.archives import NO_IMAGES, RefusedArchive, expand_archive, is_archive
 from classifier.decoding import UndecodableImage, read_header
 from classifier.models import Batch, Image
 from classifier.tasks import enqueue
@@ -70,22 +71,52 @@ def store_image(batch, upload, header):
     return image
 
 
-def accept_uploads(user, uploads):
-    """Validate, store and queue each upload on its own; one bad file never affects the others."""
+def accept_file(batch, upload, refused):
+    """The stored, unsaved Image for one upload, or None after adding its Refusal."""
+    try:
+        header = check_upload(upload)
+    except UndecodableImage as exc:
+        refused.append(Refusal(clean_filename(upload.name), str(exc)))
+        return None
+    return store_image(batch, upload, header)
+
+
+def accept_archive(batch, upload, refused):
+    """Expand a .zip member by member; its non-images are refused one by one."""
+    stored = []
+    try:
+        for member in expand_archive(upload):
+            if member.reason:
+                refused.append(Refusal(clean_filename(member.name), member.reason))
+            elif image := accept_file(batch, member.file, refused):
+                stored.append(image)
+    except RefusedArchive as exc:
+        refused.append(Refusal(clean_filename(upload.name), str(exc)))
+        return stored
+    if not stored:
+        refused.append(Refusal(clean_filename(upload.name), NO_IMAGES))
+    return stored
+
+
+def accept_uploads(user, uploads, batch=None):
+    """Validate, store and queue each upload on its own; one bad file never affects the others.
+
+    A .zip is expanded on the server. With `batch`, accepted images join that existing batch.
+    """
     result = UploadResult()
     stored = []
-    batch = Batch(owner=user)
+    batch = batch or Batch(owner=user)
     for upload in uploads:
-        try:
-            header = check_upload(upload)
-        except UndecodableImage as exc:
-            result.refused.append(Refusal(clean_filename(upload.name), str(exc)))
-            continue
-        stored.append(store_image(batch, upload, header))
+        if is_archive(upload):
+            stored += accept_archive(batch, upload, result.refused)
+        elif image := accept_file(batch, upload, result.refused):
+            stored.append(image)
     if not stored:
+        result.batch = batch if batch.pk else None
         return result
     with transaction.atomic():
-        batch.save()
+        if batch.pk is None:
+            batch.save()
         for image in stored:
             image.batch = batch
         result.accepted = Image.objects.bulk_create(stored)

@@ -1,10 +1,32 @@
-from django.urls import path
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from classifier import views
+from classifier import api, exports, pages
+
+api_patterns = [
+    path("batches", api.BatchList.as_view(), name="batches"),
+    path("batches/<int:pk>", api.BatchDetail.as_view(), name="batch"),
+    path("batches/<int:pk>/images", api.BatchImages.as_view(), name="batch-images"),
+    path("batches/<int:pk>/retry", api.BatchRetry.as_view(), name="batch-retry"),
+    path("images", api.ImageList.as_view(), name="images"),
+    path("images/<uuid:id>", api.ImageDetail.as_view(), name="image"),
+    path("images/<uuid:id>/urls", api.ImageUrls.as_view(), name="image-urls"),
+    path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="classifier:api:schema"), name="docs"),
+    re_path(r"", api.no_such_endpoint),  # JSON, not the HTML 404 page, for any other path or malformed id
+]
 
 app_name = "classifier"
 urlpatterns = [
-    path("", views.batches, name="batches"),
-    path("upload/", views.upload, name="upload"),
-    path("batches/<int:pk>/", views.batch, name="batch"),
+    path("", pages.batches, name="batches"),
+    path("upload/", pages.upload, name="upload"),
+    path("images/", pages.images, name="images"),
+    path("images/<uuid:uuid>/delete/", pages.delete_image, name="delete-image"),
+    path("batches/<int:pk>/", pages.batch, name="batch"),
+    path("batches/<int:pk>/status.json", pages.batch_status, name="batch-status"),
+    path("batches/<int:pk>/retry/", pages.retry_batch, name="retry-batch"),
+    path("batches/<int:pk>/delete/", pages.delete_batch, name="delete-batch"),
+    path("batches/<int:pk>/export.csv", exports.batch_csv, name="export-csv"),
+    path("batches/<int:pk>/export.json", exports.batch_json, name="export-json"),
+    path("api/v1/", include((api_patterns, "api"))),
 ]

@@ -1,0 +1,199 @@
+"""The REST API under /api/v1/: Django REST Framework views, documented by drf-spectacular.
+
+Class-based views here (unlike the pages) because DRF's generics carry the pagination,
+filters and serializers that drf-spectacular reads to build the OpenAPI schema.
+"""
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, generics, status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.parsers import MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from classifier import serializers
+from classifier.api_conventions import PayloadTooLarge
+from classifier.models import Batch, Image
+from classifier.upload import accept_uploads
+
+MAX_ID = 2**63 - 1
+
+
+def refuse_large_body(request):
+    """Refuse before reading when Content-Length is over the limit."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.MAX_REQUEST_BYTES:
+        raise PayloadTooLarge(
+            f"The request is too large: {length:,} bytes (limit {settings.MAX_REQUEST_BYTES:,}). "
+            "Send the files in several requests."
+        )
+
+
+def own_batch(request, pk):
+    if not 0 < pk <= MAX_ID or not (batch := Batch.objects.filter(pk=pk, owner=request.user).first()):
+        raise exceptions.NotFound(f"No batch {pk} among your batches.")
+    return batch
+
+
+def upload_response(request, result):
+    """201 with the accepted and refused files; 413 or 400 when nothing could be accepted."""
+    data = {"refused": serializers.RefusalSerializer(result.refused, many=True).data}
+    if not result.accepted:
+        if result.refused and all(r.reason.startswith("The file is too large") for r in result.refused):
+            return Response({"detail": "Every file is over the size limit.", **data}, status=413)
+        detail = "No image was accepted: see refused." if result.refused else "Attach files in the field 'images'."
+        return Response({"detail": detail, **data}, status=400)
+    data = serializers.UploadResultSerializer(result, context={"request": request}).data
+    return Response(data, status=status.HTTP_201_CREATED)
+
+
+ERRORS = {
+    400: OpenApiResponse(serializers.ErrorSerializer, "Invalid input."),
+    401: OpenApiResponse(serializers.ErrorSerializer, "No valid token."),
+    404: OpenApiResponse(serializers.ErrorSerializer, "Not found among your objects."),
+    429: OpenApiResponse(serializers.ErrorSerializer, "Too many requests; retry after Retry-After seconds."),
+}
+COMMON = {401: ERRORS[401], 429: ERRORS[429]}
+LIST_ERRORS = {400: ERRORS[400], 404: OpenApiResponse(serializers.ErrorSerializer, "No such page."), **COMMON}
+UPLOAD_DOC = dict(
+    request={"multipart/form-data": serializers.UploadRequestSerializer},
+    responses={
+        201: serializers.UploadResultSerializer,
+        400: OpenApiResponse(serializers.UploadErrorSerializer, "No file was accepted; see refused."),
+        413: OpenApiResponse(serializers.UploadErrorSerializer, "The request, or every file, is too large."),
+        415: OpenApiResponse(serializers.ErrorSerializer, "The body is not multipart/form-data."),
+        **COMMON,
+    },
+)
+
+
+class LargeUploadMixin:
+    parser_classes = [MultiPartParser]
+
+    def initial(self, request, *args, **kwargs):
+        refuse_large_body(request)
+        super().initial(request, *args, **kwargs)
+
+
+class BatchList(LargeUploadMixin, generics.ListAPIView):
+    serializer_class = serializers.BatchSummarySerializer
+
+    def get_queryset(self):
+        return Batch.objects.owned_by(self.request.user).with_counts().order_by("-created_at", "-id")
+
+    @extend_schema(summary="List your batches, newest first", responses={200: serializers.BatchSummarySerializer,
+                                                                        **LIST_ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(summary="Upload images into a new batch", **UPLOAD_DOC)
+    def post(self, request):
+        return upload_response(request, accept_uploads(request.user, request.FILES.getlist("images")))
+
+
+class BatchImages(LargeUploadMixin, APIView):
+    @extend_schema(summary="Upload more images into one of your batches", request=UPLOAD_DOC["request"],
+                   responses={**UPLOAD_DOC["responses"], 404: ERRORS[404]})
+    def post(self, request, pk):
+        batch = own_batch(request, pk)
+        return upload_response(request, accept_uploads(request.user, request.FILES.getlist("images"), batch=batch))
+
+
+class BatchDetail(APIView):
+    @extend_schema(summary="A batch: counts per status, and its images",
+                   responses={200: serializers.BatchSerializer, 404: ERRORS[404], **COMMON})
+    def get(self, request, pk):
+        batch = own_batch(request, pk)
+        return Response(serializers.BatchSerializer(batch, context={"request": request}).data)
+
+    @extend_schema(summary="Delete a batch, its images and their stored files",
+                   responses={204: None, 404: ERRORS[404], **COMMON})
+    def delete(self, request, pk):
+        own_batch(request, pk).delete_with_files()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BatchRetry(APIView):
+    @extend_schema(summary="Queue the failed images of a batch again", request=None,
+                   responses={200: serializers.RetryResultSerializer, 404: ERRORS[404], **COMMON})
+    def post(self, request, pk):
+        requeued = own_batch(request, pk).images.all().retry_failed()
+        return Response({"requeued": requeued})
+
+
+IMAGE_FILTERS = [
+    OpenApiParameter("status", str, enum=Image.Status.values, description="Only images in this status."),
+    OpenApiParameter("label", str, description="Only images whose top label contains this text, e.g. tabby."),
+    OpenApiParameter("batch", {"type": "integer", "minimum": 1}, description="Only images of this batch."),
+]
+
+
+class ImageList(generics.ListAPIView):
+    serializer_class = serializers.ImageSummarySerializer
+
+    def get_queryset(self):
+        images = Image.objects.owned_by(self.request.user).with_top_prediction().order_by("-id")
+        params = self.request.query_params
+        if "status" in params:
+            if params["status"] not in Image.Status.values:
+                raise exceptions.ValidationError({"status": [f"Use one of {', '.join(Image.Status.values)}."]})
+            images = images.filter(status=params["status"])
+        if params.get("label"):
+            images = images.search_label(params["label"])
+        if "batch" in params:
+            if not params["batch"].isdigit() or int(params["batch"]) < 1:
+                raise exceptions.ValidationError({"batch": ["Use a batch id, e.g. 12."]})
+            images = images.filter(batch_id=min(int(params["batch"]), MAX_ID))
+        return images
+
+    @extend_schema(summary="Your images, newest first, filtered", parameters=IMAGE_FILTERS,
+                   responses={200: serializers.ImageSummarySerializer, **LIST_ERRORS})
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+def own_image(request, uuid):
+    image = Image.objects.owned_by(request.user).filter(uuid=uuid).prefetch_related("predictions").first()
+    if image is None:
+        raise exceptions.NotFound(f"No image {uuid} among your images.")
+    return image
+
+
+ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The image's id.")
+
+
+class ImageDetail(APIView):
+    @extend_schema(summary="An image: status, error, predictions, timing and presigned URLs", parameters=[ID],
+                   responses={200: serializers.ImageSerializer, 404: ERRORS[404], **COMMON})
+    def get(self, request, id):
+        return Response(serializers.ImageSerializer(own_image(request, id), context={"request": request}).data)
+
+    @extend_schema(summary="Delete an image and its stored files", parameters=[ID],
+                   responses={204: None, 404: ERRORS[404], **COMMON})
+    def delete(self, request, id):
+        own_image(request, id).delete_with_files()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ImageUrls(APIView):
+    @extend_schema(summary="Fresh presigned URLs of an image's original and thumbnail", parameters=[ID],
+                   responses={200: serializers.ImageUrlsSerializer, 404: ERRORS[404], **COMMON})
+    def get(self, request, id):
+        image = own_image(request, id)
+        return Response({"file_url": image.file.url, "thumbnail_url": image.thumbnail_url or None,
+                         "expires_in": settings.PRESIGNED_URL_EXPIRY})
+
+
+@extend_schema(exclude=True)
+@api_view(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+@throttle_classes([])
+def no_such_endpoint(request):
+    raise exceptions.NotFound(f"No API endpoint at {request.path}: see {reverse('classifier:api:docs')}.")

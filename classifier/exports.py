@@ -1,0 +1,81 @@
+"""Exporting a batch's results as CSV (one row per image) or JSON, streamed."""
+import csv
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+
+from classifier.models import Batch
+
+TOP_K = 5
+CSV_HEADER = ["filename", "label", "confidence"] + [
+    column for rank in range(2, TOP_K + 1) for column in (f"label_{rank}", f"confidence_{rank}")
+] + ["status", "error"]
+# A cell starting with one of these is a formula to a spreadsheet; user-chosen names must not be.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(text):
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
+def images_of(batch):
+    """The batch's images in upload order, read in chunks with their predictions."""
+    return batch.images.order_by("id").prefetch_related("predictions").iterator(chunk_size=500)
+
+
+def csv_row(image):
+    predictions = list(image.predictions.all())[:TOP_K]
+    cells = [safe_cell(image.original_name)]
+    for rank in range(TOP_K):
+        if rank < len(predictions):
+            cells += [predictions[rank].label, f"{predictions[rank].score:.4f}"]
+        else:
+            cells += ["", ""]
+    return cells + [image.status, safe_cell(image.error)]
+
+
+class Echo:
+    """A file-like object whose write() returns the line, for csv.writer in a generator."""
+
+    def write(self, value):
+        return value
+
+
+def csv_lines(batch):
+    writer = csv.writer(Echo())
+    yield writer.writerow(CSV_HEADER)
+    for image in images_of(batch):
+        yield writer.writerow(csv_row(image))
+
+
+def json_chunks(batch):
+    """A JSON document written piece by piece, so a big batch is never held in memory."""
+    yield json.dumps({"batch": batch.pk, "created_at": batch.created_at.isoformat()})[:-1] + ', "images": ['
+    for number, image in enumerate(images_of(batch)):
+        yield ("," if number else "") + json.dumps({
+            "id": str(image.uuid), "filename": image.original_name, "status": image.status,
+            "error": image.error, "model": image.model_name,
+            "predictions": [{"rank": p.rank, "label": p.label, "index": p.class_index, "wnid": p.wnid,
+                             "score": p.score} for p in image.predictions.all()],
+        })
+    yield "]}\n"
+
+
+def download(chunks, content_type, filename):
+    response = StreamingHttpResponse(chunks, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@login_required
+def batch_csv(request, pk):
+    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    return download(csv_lines(batch), "text/csv; charset=utf-8", f"batch-{batch.pk}.csv")
+
+
+@login_required
+def batch_json(request, pk):
+    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    return download(json_chunks(batch), "application/json", f"batch-{batch.pk}.json")

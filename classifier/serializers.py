@@ -1,0 +1,192 @@
+"""API representations of batches, images and predictions; the OpenAPI schema is built from these."""
+from django.conf import settings
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from classifier.models import Batch, Image, Prediction
+
+
+def seconds_between(start, end):
+    return round((end - start).total_seconds(), 3) if start and end else None
+
+
+def absolute(request, name, *args):
+    return request.build_absolute_uri(reverse(name, args=args))
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong, and what to do about it.")
+    errors = serializers.DictField(required=False, help_text="Per-field problems, for invalid input.")
+
+
+class PredictionSerializer(serializers.ModelSerializer):
+    index = serializers.IntegerField(source="class_index", help_text="ImageNet-1k class index, 0–999.")
+
+    class Meta:
+        model = Prediction
+        fields = ["rank", "label", "index", "wnid", "score"]
+
+
+class CountsSerializer(serializers.Serializer):
+    queued = serializers.IntegerField()
+    processing = serializers.IntegerField()
+    done = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    total = serializers.IntegerField()
+
+
+class TimingSerializer(serializers.Serializer):
+    queued_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    queue_seconds = serializers.FloatField(allow_null=True, help_text="Queued → claimed by a worker.")
+    processing_seconds = serializers.FloatField(allow_null=True, help_text="Claimed → finished.")
+    total_seconds = serializers.FloatField(allow_null=True, help_text="Queued → finished.")
+
+
+class ImageSummarySerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    name = serializers.CharField(source="original_name", help_text="The uploaded filename, for display.")
+    batch = serializers.IntegerField(source="batch_id")
+    label = serializers.SerializerMethodField(help_text="The top label, once done.")
+    score = serializers.SerializerMethodField(help_text="The top label's probability, 0–1, once done.")
+    url = serializers.SerializerMethodField(help_text="This image in the API.")
+    thumbnail_url = serializers.SerializerMethodField(
+        help_text=f"A presigned URL of the thumbnail, valid {settings.PRESIGNED_URL_EXPIRY} s; null until done."
+    )
+
+    class Meta:
+        model = Image
+        fields = ["id", "name", "status", "error", "batch", "label", "score", "url", "thumbnail_url"]
+
+    def top(self, image):
+        if hasattr(image, "top_label"):
+            return (image.top_label, image.top_score) if image.top_label is not None else None
+        prediction = image.top_prediction
+        return (prediction.label, prediction.score) if prediction else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_label(self, image):
+        top = self.top(image)
+        return top[0] if top else None
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_score(self, image):
+        top = self.top(image)
+        return top[1] if top else None
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, image):
+        return absolute(self.context["request"], "classifier:api:image", image.uuid)
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_thumbnail_url(self, image):
+        return image.thumbnail_url or None
+
+
+class ImageSerializer(ImageSummarySerializer):
+    predictions = PredictionSerializer(many=True, read_only=True, help_text="The top-k labels, best first.")
+    model = serializers.CharField(source="model_name", help_text="The model that classified it.")
+    timing = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField(
+        help_text=f"A presigned URL of the original upload, valid {settings.PRESIGNED_URL_EXPIRY} s."
+    )
+
+    class Meta:
+        model = Image
+        fields = ImageSummarySerializer.Meta.fields + [
+            "predictions", "model", "attempts", "worker", "timing", "content_type", "size", "width", "height",
+            "sha256", "file_url",
+        ]
+
+    @extend_schema_field(TimingSerializer)
+    def get_timing(self, image):
+        return {
+            "queued_at": image.queued_at, "started_at": image.started_at, "finished_at": image.finished_at,
+            "queue_seconds": seconds_between(image.queued_at, image.started_at),
+            "processing_seconds": seconds_between(image.started_at, image.finished_at),
+            "total_seconds": round(image.latency.total_seconds(), 3) if image.latency else None,
+        }
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_file_url(self, image):
+        return image.file.url
+
+
+class ImageUrlsSerializer(serializers.Serializer):
+    file_url = serializers.URLField(help_text="Presigned URL of the original upload.")
+    thumbnail_url = serializers.URLField(allow_null=True, help_text="Presigned URL of the thumbnail, if made.")
+    expires_in = serializers.IntegerField(help_text="Seconds the URLs stay valid.")
+
+
+class BatchSummarySerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="This batch in the API.")
+    counts = serializers.SerializerMethodField(help_text="Images per status.")
+
+    class Meta:
+        model = Batch
+        fields = ["id", "created_at", "url", "counts"]
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, batch):
+        return absolute(self.context["request"], "classifier:api:batch", batch.pk)
+
+    @extend_schema_field(CountsSerializer)
+    def get_counts(self, batch):
+        if hasattr(batch, "image_count"):
+            counts = {status: getattr(batch, f"{status}_count") for status in Image.Status.values}
+            return {**counts, "total": batch.image_count}
+        return batch.status_counts()
+
+
+class BatchSerializer(BatchSummarySerializer):
+    images = serializers.SerializerMethodField(help_text="Every image of the batch, in upload order.")
+
+    class Meta:
+        model = Batch
+        fields = BatchSummarySerializer.Meta.fields + ["images"]
+
+    @extend_schema_field(ImageSummarySerializer(many=True))
+    def get_images(self, batch):
+        images = batch.images.with_top_prediction().order_by("id")
+        return ImageSummarySerializer(images, many=True, context=self.context).data
+
+
+class UploadRequestSerializer(serializers.Serializer):
+    images = serializers.ListField(
+        child=serializers.FileField(), min_length=1,
+        help_text="Repeat the field once per file. Images (JPEG, PNG, GIF, WebP, BMP, TIFF) or .zip archives "
+                  f"of images; at most {settings.MAX_UPLOAD_BYTES:,} bytes per image.",
+    )
+
+
+class AcceptedImageSerializer(ImageSummarySerializer):
+    class Meta:
+        model = Image
+        fields = ["id", "name", "status", "url"]
+
+
+class RefusalSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The refused file's name.")
+    error = serializers.CharField(source="reason", help_text="Why it was refused.")
+
+
+class UploadResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="batch.pk", help_text="The batch the images joined.")
+    url = serializers.SerializerMethodField(help_text="The batch in the API.")
+    images = AcceptedImageSerializer(source="accepted", many=True, help_text="The images accepted and queued.")
+    refused = RefusalSerializer(many=True, help_text="The files refused at upload, each with its error.")
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, result):
+        return absolute(self.context["request"], "classifier:api:batch", result.batch.pk)
+
+
+class UploadErrorSerializer(ErrorSerializer):
+    refused = RefusalSerializer(many=True, required=False, help_text="The files refused, each with its error.")
+
+
+class RetryResultSerializer(serializers.Serializer):
+    requeued = serializers.IntegerField(help_text="How many failed images were queued again.")

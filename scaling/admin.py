@@ -1,0 +1,74 @@
+"""Admin for operators: the worker fleet and the queue as the autoscaler sees them, read-only."""
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import admin
+from django.utils import timezone
+
+from classifier.models import Image
+from scaling.models import ScalingEvent, WorkerNode
+from scaling.queue import depth_in_images, queue_depth
+
+log = logging.getLogger(__name__)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written by the workers and the autoscaler only."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+def fleet_overview(now):
+    """The numbers the autoscaler decides on; the queue depth is read live from SQS."""
+    overview = {"open_images": Image.objects.open_count(), "seconds_per_image": None, "depth": None, "error": ""}
+    try:
+        overview["depth"] = depth_in_images(queue_depth(), overview["open_images"])
+    except Exception as exc:  # the page must still render when SQS is unreachable
+        log.warning("queue depth unavailable: %s", exc)
+        overview["error"] = f"Queue depth unavailable: {exc}"
+    overview["seconds_per_image"] = Image.objects.recent_seconds_per_image(now)
+    overview["alive"] = WorkerNode.objects.alive(now, settings.WORKER_STALE_SECONDS).filter(
+        stopped_at__isnull=True).count()
+    overview["busy"] = len(WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS))
+    overview["events"] = list(ScalingEvent.objects.all()[:10])
+    return overview
+
+
+@admin.register(WorkerNode)
+class WorkerNodeAdmin(ReadOnlyAdmin):
+    list_display = ["name", "state", "running_tasks", "current_task", "last_heartbeat", "started_at", "stopped_at"]
+    list_filter = ["draining", "started_at"]
+    search_fields = ["name", "current_task"]
+    change_list_template = "admin/scaling/workernode/change_list.html"
+
+    @admin.display(description="State")
+    def state(self, node):
+        if node.stopped_at:
+            return "stopped"
+        if node.last_heartbeat < timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS):
+            return "silent"
+        if node.draining:
+            return "draining"
+        return "busy" if node.running_tasks else "idle"
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "fleet": fleet_overview(timezone.now())}
+        return super().changelist_view(request, extra_context=extra_context)
+
+
+@admin.register(ScalingEvent)
+class ScalingEventAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "backend", "visible", "in_flight", "booting", "running", "draining", "busy",
+                    "target", "action", "reason", "dry_run", "failed"]
+    list_filter = ["backend", "dry_run", "created_at"]
+    search_fields = ["reason", "action", "error"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Error", boolean=True)
+    def failed(self, event):
+        return bool(event.error)

@@ -1,0 +1,151 @@
+"""The admin for job inspection: bounded queries with 1,000 images, read-only pages, actions."""
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from classifier.models import Batch, Image, Prediction
+from scaling.models import ScalingEvent, WorkerNode
+from tests.web.conftest import TOP5, make_batch
+
+pytestmark = pytest.mark.django_db
+# Session, user, counts, filters' distinct values, date hierarchy, the page itself: not per row.
+MAX_QUERIES = 15
+
+
+@pytest.fixture
+def thousand_images(user, bob):
+    """1,000 images in 20 batches of two owners, mostly done with five predictions each."""
+    now = timezone.now()
+    images = []
+    for number in range(20):
+        owner = user if number % 2 else bob
+        batch = Batch.objects.create(owner=owner)
+        for index in range(50):
+            status = ["done", "done", "done", "failed", "queued"][index % 5]
+            images.append(Image(
+                owner=owner, batch=batch, original_name=f"img-{number}-{index}.jpg", size=1000, sha256="0" * 64,
+                file=f"images/{number}-{index}/original.jpg", status=status, worker=f"local-{index % 3}:1",
+                model_name="efficientnet_lite0", queued_at=now - timedelta(seconds=10), started_at=now,
+                finished_at=now if status != "queued" else None,
+                thumbnail=f"images/{number}-{index}/thumbnail.jpg" if status == "done" else "",
+            ))
+    images = Image.objects.bulk_create(images)
+    Prediction.objects.bulk_create(
+        Prediction(image=image, rank=rank, class_index=index, wnid=f"n{index:08d}", label=label, score=score)
+        for image in images if image.status == "done" for rank, (label, index, score) in enumerate(TOP5, start=1)
+    )
+    assert Image.objects.count() == 1000
+    return images
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, response.content[:500]
+    print(f"{url}: {len(queries)} queries")
+    return response, len(queries)
+
+
+@pytest.mark.parametrize("url", [
+    reverse("admin:classifier_image_changelist"),
+    reverse("admin:classifier_image_changelist") + "?status__exact=done&q=tabby",
+    reverse("admin:classifier_batch_changelist"),
+    reverse("admin:classifier_batch_changelist") + "?progress=failed",
+])
+def test_changelists_render_1000_images_in_bounded_queries(admin_client, thousand_images, url):
+    response, queries = count_queries(admin_client, url)
+    assert queries <= MAX_QUERIES
+
+
+def test_the_image_list_shows_thumbnails_labels_scores_and_latency(admin_client, thousand_images):
+    html = admin_client.get(reverse("admin:classifier_image_changelist") + "?status__exact=done").content.decode()
+    assert html.count("X-Amz-Signature") == 100  # a presigned thumbnail per row of the page
+    assert "tabby" in html and "62.0%" in html and "10.0 s" in html and "local-1:1" in html
+
+
+def test_the_image_page_is_read_only_with_predictions_inline(admin_client, thousand_images):
+    image = next(image for image in thousand_images if image.status == "done")
+    url = reverse("admin:classifier_image_change", args=[image.pk])
+    response, queries = count_queries(admin_client, url)
+    html = response.content.decode()
+    assert queries <= MAX_QUERIES
+    assert "Egyptian cat" in html and "thumbnail.jpg" in html and "Open the original" in html
+    assert 'name="_save"' not in html  # nothing to edit
+    assert admin_client.get(reverse("admin:classifier_image_add")).status_code == 403
+
+
+def test_the_batch_page_links_to_its_images(admin_client, thousand_images):
+    batch = thousand_images[0].batch
+    response, queries = count_queries(admin_client, reverse("admin:classifier_batch_change", args=[batch.pk]))
+    assert queries <= MAX_QUERIES
+    assert f"?batch__id__exact={batch.pk}" in response.content.decode()
+
+
+def test_search_finds_images_by_name_label_and_owner(admin_client, thousand_images):
+    url = reverse("admin:classifier_image_changelist")
+    assert admin_client.get(url, {"q": "img-3-7.jpg"}).context["cl"].result_count == 1
+    assert admin_client.get(url, {"q": "doormat"}).context["cl"].result_count == 600
+    assert admin_client.get(url, {"q": "bob"}).context["cl"].result_count == 500
+
+
+def test_requeue_takes_failed_and_stale_images_only(admin_client, user, monkeypatch,
+                                                    django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr("classifier.tasks.enqueue", sent.append)
+    batch = make_batch(user, ["done", "failed", "processing", "processing"])
+    done, failed, stale, busy = batch.images.order_by("id")
+    long_ago = timezone.now() - timedelta(seconds=settings.STALE_AFTER_SECONDS + 5)
+    Image.objects.filter(pk=stale.pk).update(started_at=long_ago)
+    Image.objects.filter(pk=busy.pk).update(started_at=timezone.now())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(reverse("admin:classifier_image_changelist"), {
+            "action": "requeue", "_selected_action": [image.pk for image in (done, failed, stale, busy)],
+        }, follow=True)
+
+    assert "Re-queued 2 image(s); 2 skipped" in response.content.decode()
+    assert sorted(sent[0]) == sorted([failed.pk, stale.pk])
+    statuses = dict(batch.images.values_list("pk", "status"))
+    assert statuses == {done.pk: "done", failed.pk: "queued", stale.pk: "queued", busy.pk: "processing"}
+
+
+def test_mark_failed_leaves_done_images_alone(admin_client, user):
+    batch = make_batch(user, ["done", "queued"])
+    admin_client.post(reverse("admin:classifier_image_changelist"), {
+        "action": "mark_failed", "_selected_action": list(batch.images.values_list("pk", flat=True)),
+    })
+    assert sorted(batch.images.values_list("status", "error")) == [
+        ("done", ""), ("failed", "Marked as failed by an operator.")]
+
+
+def test_the_fleet_page_shows_queue_depth_workers_and_decisions(admin_client, aws, empty_queues):
+    WorkerNode.objects.create(name="local-1", running_tasks=1, current_task="classify_images")
+    WorkerNode.objects.create(name="local-2", draining=True)
+    ScalingEvent.objects.create(backend="local", visible=8, target=2, reason="queue of 8 images", action="launch 1")
+
+    response, queries = count_queries(admin_client, reverse("admin:scaling_workernode_changelist"))
+
+    html = response.content.decode()
+    assert queries <= MAX_QUERIES
+    assert "Queue and fleet" in html and "Queue depth unavailable" not in html
+    assert "busy" in html and "draining" in html and "queue of 8 images" in html
+
+
+def test_the_fleet_page_still_renders_without_sqs(admin_client, monkeypatch):
+    def unreachable():
+        raise ConnectionError("endpoint down")
+
+    monkeypatch.setattr("scaling.admin.queue_depth", unreachable)
+    html = admin_client.get(reverse("admin:scaling_workernode_changelist")).content.decode()
+    assert "Queue depth unavailable: endpoint down" in html
+
+
+def test_api_tokens_are_made_and_shown_in_the_admin(admin_client, user):
+    response = admin_client.post(reverse("admin:authtoken_tokenproxy_add"), {"user": user.pk}, follow=True)
+    assert response.status_code == 200
+    assert user.auth_token.key in admin_client.get(reverse("admin:authtoken_tokenproxy_changelist")).content.decode()

@@ -1,0 +1,157 @@
+"""In headless Chromium: upload five files by the file input, watch every badge reach its final
+state without a reload, check labels and the failure reason, export CSV, keep a screenshot."""
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from classifier.models import Image
+from tests.browser import chromium_page
+from tests.classifier.conftest import model_dir  # noqa: F401  (the workers need the built model)
+from tests.corpus import encode, photo, photo_jpeg
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+ARTIFACTS = Path(settings.VAR_DIR) / "artifacts"
+PASSWORD = "a long browser password"
+# Accepted top-1 classes by WordNet id, as in tests/classifier/test_pipeline.py.
+ACCEPTED = {
+    "chelsea.jpg": {"n02123045", "n02123159", "n02124075"},
+    "coffee.jpg": {"n07920052", "n07930864"},
+    "rocket.jpg": {"n03773504", "n04008634"},
+}
+FINAL = "document.querySelectorAll('.card.image[data-status=done], .card.image[data-status=failed]').length"
+WATCH_STATUSES = """() => {
+  window.statusChanges = [];
+  new MutationObserver((records) => records.forEach((record) => window.statusChanges.push(
+    record.target.id + ':' + record.target.dataset.status))
+  ).observe(document.getElementById('cards'), {attributes: true, attributeFilter: ['data-status'], subtree: true});
+}"""
+
+
+@pytest.fixture
+def sync_browser_may_use_the_database(monkeypatch):
+    """Playwright's sync API runs an event loop in this thread; Django must still allow ORM calls."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def upload_files(tmp_path):
+    files = {name: photo_jpeg(name.split(".")[0]) for name in ["chelsea.jpg", "coffee.jpg", "astronaut.jpg",
+                                                               "rocket.jpg"]}
+    tiff = encode(photo("chelsea"), "TIFF")
+    files["scan.tiff"] = tiff[: len(tiff) // 2]  # passes the header check, fails in the worker
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return [tmp_path / name for name in files]
+
+
+def log_in(page, base_url, username):
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base_url}/")
+
+
+def test_a_user_uploads_five_files_and_watches_them_finish(
+    live_server, workers, empty_queues, model_dir, upload_files, django_user_model,  # noqa: F811
+    sync_browser_may_use_the_database,
+):
+    django_user_model.objects.create_user("carol", password=PASSWORD)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with chromium_page(accept_downloads=True, viewport={"width": 1280, "height": 900}) as page:
+        log_in(page, live_server.url, "carol")
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(246, 247, 249)"  # CSS
+
+        page.set_input_files("#files", [str(path) for path in upload_files])
+        assert page.locator("#file-list li").count() == 5
+        assert page.inner_text("#upload-button") == "Upload 5 files"
+        page.click("#upload-button")
+        page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=60_000)
+
+        # Every image is still queued: no worker runs yet. Start one now, and watch.
+        assert page.locator(".card.image[data-status=queued]").count() == 5
+        page.evaluate("window.notReloaded = true")
+        page.evaluate(WATCH_STATUSES)
+        workers("browser-1")
+        page.wait_for_function(f"{FINAL} === 5", timeout=240_000, polling=500)
+
+        assert page.evaluate("window.notReloaded") is True
+        changes = page.evaluate("window.statusChanges")
+        assert len([change for change in changes if change.endswith((":done", ":failed"))]) >= 5
+        cards = {page.locator(".card.image .name").nth(n).inner_text(): page.locator(".card.image").nth(n)
+                 for n in range(5)}
+        top = {image.original_name: image.top_prediction for image in Image.objects.prefetch_related("predictions")}
+        for name, accepted in ACCEPTED.items():
+            assert top[name].wnid in accepted, (name, top[name])
+        for name in [*ACCEPTED, "astronaut.jpg"]:
+            assert cards[name].locator(".label strong").inner_text() == top[name].label
+            assert cards[name].locator(".label .score").inner_text() == f"{round(top[name].score * 100)}%"
+        broken = cards["scan.tiff"]
+        assert broken.locator(".badge").inner_text() == "Failed"
+        assert broken.locator(".error").inner_text() == "The image is truncated or corrupt."
+        assert page.inner_text("[data-count=done]") == "4" and page.inner_text("[data-count=failed]") == "1"
+        assert page.inner_text("#live") == "5 of 5 finished, 1 failed"
+        page.wait_for_function("[...document.querySelectorAll('.card.image img')].filter("
+                               "(img) => img.complete && img.naturalWidth > 0).length === 4", timeout=30_000)
+        assert page.locator("#retry-form").is_visible()
+
+        cards["chelsea.jpg"].locator(".top5 summary").click()
+        assert cards["chelsea.jpg"].locator(".top5 li").count() == 5
+        page.screenshot(path=ARTIFACTS / "batch.png", full_page=True)
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.screenshot(path=ARTIFACTS / "batch-phone.png", full_page=True)
+
+        with page.expect_download() as download:
+            page.click("text=Export CSV")
+        rows = list(csv.DictReader(open(download.value.path(), newline="")))
+
+    assert [row["filename"] for row in rows] == [path.name for path in upload_files]
+    by_name = {row["filename"]: row for row in rows}
+    for name in [*ACCEPTED, "astronaut.jpg"]:
+        assert by_name[name]["label"] == top[name].label
+        assert float(by_name[name]["confidence"]) == pytest.approx(top[name].score, abs=1e-4)
+        assert by_name[name]["label_5"] and by_name[name]["status"] == "done"
+    assert by_name["scan.tiff"]["status"] == "failed" and by_name["scan.tiff"]["label"] == ""
+    assert by_name["scan.tiff"]["error"] == "The image is truncated or corrupt."
+
+
+def test_the_uploader_refuses_wrong_files_and_sends_the_rest_in_several_requests(
+    live_server, aws, settings, tmp_path, django_user_model, sync_browser_may_use_the_database,
+):
+    settings.UPLOAD_REQUEST_FILES = 2
+    django_user_model.objects.create_user("dave", password=PASSWORD)
+    files = {f"photo{n}.jpg": photo_jpeg(name, max_side=200) for n, name in enumerate(["chelsea", "coffee", "rocket"])}
+    files.update({"notes.txt": b"not a picture\n", "empty.jpg": b"", "fake.jpg": b"<html>hello</html>\n" * 20})
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    with chromium_page(viewport={"width": 1024, "height": 900}) as page:
+        posts = []
+        page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+        log_in(page, live_server.url, "dave")
+        page.set_input_files("#files", [str(tmp_path / name) for name in files])
+        rows = {page.locator("#file-list .file-name").nth(n).inner_text(): page.locator("#file-list li").nth(n)
+                for n in range(len(files))}
+        assert rows["notes.txt"].locator(".file-state").inner_text().startswith("Not sent: Not an image")
+        assert rows["empty.jpg"].locator(".file-state").inner_text() == "Not sent: The file is empty."
+        page.click("#upload-button")
+        page.locator("#batch-link").wait_for(state="visible", timeout=60_000)
+        page.screenshot(path=ARTIFACTS / "upload.png", full_page=True)
+
+        assert rows["fake.jpg"].locator(".file-state").inner_text() == "Refused: Not an image: looks like HTML/text."
+        assert rows["photo0.jpg"].locator(".file-state").inner_text() == "Uploaded, queued"
+        assert rows["photo2.jpg"].locator("progress").get_attribute("value") == "100"
+        uploads = [url for url in posts if "/api/v1/batches" in url]
+        assert len(uploads) == 2 and uploads[1].endswith("/images")  # the second joins the first's batch
+        batch_url = page.get_attribute("#batch-link", "href")
+        page.click("#batch-link")
+        page.wait_for_url(f"{live_server.url}{batch_url}")
+        assert page.locator(".card.image").count() == 3
+
+        page.goto(f"{live_server.url}/images/?status=queued")
+        assert page.locator(".card.image").count() == 3
+        page.screenshot(path=ARTIFACTS / "images.png", full_page=True)
