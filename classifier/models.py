@@ -121,6 +121,29 @@ class ImageQuerySet(models.QuerySet):
             status=Image.Status.FAILED, error=reason, finished_at=timezone.now()
         )
 
+    def finish(self, outcomes, model_name):
+        """Mark claimed images done with their labels, in one transaction; returns how many.
+
+        `outcomes` holds (image, labels, thumbnail key). An image whose claim was taken over
+        (its worker field changed) is skipped: only the worker that claimed it may finish it.
+        """
+        now = timezone.now()
+        finished = []
+        with transaction.atomic():
+            for image, labels, thumbnail in outcomes:
+                if self.filter(pk=image.pk, status=Image.Status.PROCESSING, worker=image.worker).update(
+                    status=Image.Status.DONE, error="", finished_at=now, model_name=model_name,
+                    thumbnail=thumbnail or "",
+                ):
+                    finished.append((image, labels))
+            Prediction.objects.filter(image__in=[image.pk for image, _ in finished]).delete()
+            Prediction.objects.bulk_create(
+                Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
+                           score=label.score)
+                for image, labels in finished for rank, label in enumerate(labels, start=1)
+            )
+        return len(finished)
+
     def open_count(self):
         """Images not yet finished: the work the queue's messages stand for."""
         return self.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING]).count()
@@ -220,22 +243,9 @@ class Image(models.Model):
         predictions = list(self.predictions.all())
         return predictions[0] if predictions else None
 
-    @transaction.atomic
     def mark_done(self, labels, model_name, thumbnail=None):
         """Record the top-k labels; only the worker that claimed the image may finish it."""
-        updated = Image.objects.filter(pk=self.pk, status=Image.Status.PROCESSING, worker=self.worker).update(
-            status=Image.Status.DONE, error="", finished_at=timezone.now(), model_name=model_name,
-            thumbnail=thumbnail or "",
-        )
-        if not updated:
-            return False
-        self.predictions.all().delete()
-        Prediction.objects.bulk_create(
-            Prediction(image=self, rank=rank, class_index=label.index, wnid=label.wnid,
-                       label=label.label, score=label.score)
-            for rank, label in enumerate(labels, start=1)
-        )
-        return True
+        return bool(Image.objects.finish([(self, labels, thumbnail)], model_name))
 
     def mark_failed(self, reason):
         return Image.objects.filter(pk=self.pk).exclude(status=Image.Status.DONE).update(

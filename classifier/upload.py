@@ -1,6 +1,7 @@
 """Accepting uploaded files: validate each one alone, stream it to S3, queue the accepted ones."""
 import hashlib
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
 
@@ -59,26 +60,46 @@ def check_upload(upload):
     return read_header(upload.file)
 
 
-def store_image(batch, upload, header):
-    """Stream one upload to S3 and return the unsaved Image row that describes it."""
-    name = clean_filename(upload.name)
-    image = Image(
-        owner=batch.owner, batch=batch, original_name=name, size=upload.size,
+def describe_image(batch, upload, header):
+    """The unsaved Image row for a checked upload (its file not stored yet)."""
+    return Image(
+        owner=batch.owner, batch=batch, original_name=clean_filename(upload.name), size=upload.size,
         sha256=sha256_of(upload.file), width=header.width, height=header.height,
         content_type=header.content_type,
     )
-    image.file.save(name, upload.file, save=False)
+
+
+def store_file(image, upload):
+    """Stream the upload to S3 under the image's UUID key; touches no database."""
+    image.file.save(image.original_name, upload.file, save=False)
     return image
+
+
+def store_image(batch, upload, header):
+    return store_file(describe_image(batch, upload, header), upload)
+
+
+def checked_header(upload, refused):
+    """The upload's header, or None after adding its Refusal."""
+    try:
+        return check_upload(upload)
+    except UndecodableImage as exc:
+        refused.append(Refusal(clean_filename(upload.name), str(exc)))
+        return None
 
 
 def accept_file(batch, upload, refused):
     """The stored, unsaved Image for one upload, or None after adding its Refusal."""
-    try:
-        header = check_upload(upload)
-    except UndecodableImage as exc:
-        refused.append(Refusal(clean_filename(upload.name), str(exc)))
-        return None
-    return store_image(batch, upload, header)
+    header = checked_header(upload, refused)
+    return store_image(batch, upload, header) if header else None
+
+
+def store_all(batch, checked):
+    """Stream checked uploads to S3 a few at a time, so that their round trips overlap.
+    The rows are made first, in this thread: the others never touch the database."""
+    images = [describe_image(batch, upload, header) for upload, header in checked]
+    with ThreadPoolExecutor(max_workers=settings.UPLOAD_STORE_THREADS) as pool:
+        return list(pool.map(store_file, images, [upload for upload, _ in checked]))
 
 
 def accept_archive(batch, upload, refused):
@@ -104,13 +125,14 @@ def accept_uploads(user, uploads, batch=None):
     A .zip is expanded on the server. With `batch`, accepted images join that existing batch.
     """
     result = UploadResult()
-    stored = []
+    stored, checked = [], []
     batch = batch or Batch(owner=user)
     for upload in uploads:
         if is_archive(upload):
             stored += accept_archive(batch, upload, result.refused)
-        elif image := accept_file(batch, upload, result.refused):
-            stored.append(image)
+        elif header := checked_header(upload, result.refused):
+            checked.append((upload, header))
+    stored += store_all(batch, checked)
     if not stored:
         result.batch = batch if batch.pk else None
         return result

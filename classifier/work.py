@@ -10,6 +10,7 @@ from django.conf import settings
 
 from classifier.decoding import UndecodableImage, make_thumbnail, open_image
 from classifier.inference import classify_batch, get_classifier
+from classifier.models import Image
 from imgsite.aws import client
 
 log = logging.getLogger(__name__)
@@ -74,8 +75,8 @@ def classify_claimed(images):
         if not result.ok:
             image.mark_failed(result.error)
     thumbnails = s3_pool().map(store_thumbnail, [image for image, _, _ in good], [picture for _, picture, _ in good])
-    done = 0
-    for (image, _, result), thumbnail in zip(good, thumbnails):
-        done += image.mark_done(result.labels, model_name, thumbnail=thumbnail)
+    done = Image.objects.finish(
+        [(image, result.labels, thumbnail) for (image, _, result), thumbnail in zip(good, thumbnails)], model_name
+    )
     log.info("classified %d of %d images", done, len(images))
     return done

@@ -179,6 +179,8 @@ STORAGES = {
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 MAX_FILES_PER_REQUEST = envint("MAX_FILES_PER_REQUEST", 500)
+# Uploads of one request stream to S3 this many at a time (round trips overlap).
+UPLOAD_STORE_THREADS = envint("UPLOAD_STORE_THREADS", 4)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_REQUEST
 # Images per SQS message: fewer, larger messages keep SQS cheap and let workers batch.
 IMAGES_PER_MESSAGE = envint("IMAGES_PER_MESSAGE", 8)

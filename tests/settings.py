@@ -4,6 +4,7 @@ Values are put in the environment before imgsite.settings reads them, so worker
 processes started by the tests inherit exactly the same configuration.
 """
 import os
+from pathlib import Path
 
 from imgsite.local import free_port
 
@@ -21,10 +22,13 @@ os.environ.setdefault("VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__
 os.environ.setdefault("MODEL_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "models"))
 
 from imgsite.settings import *  # noqa: F403
-from imgsite.settings import DATABASES, VAR_DIR
+from imgsite.settings import DATABASES, STATIC_ROOT, VAR_DIR
 
 # Worker processes must see the test database, so SQLite's test database is a file;
 # one per test run, so that runs side by side don't replace each other's.
 os.environ.setdefault("TEST_SQLITE_NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
 DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_SQLITE_NAME"]}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# whitenoise warns about a missing STATIC_ROOT on every request; tests serve static files
+# through the staticfiles finders instead of collectstatic.
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
