@@ -68,22 +68,24 @@ def missing(exc):
     return exc.response["Error"]["Code"] in ("NoSuchEntity", "NoSuchEntityException")
 
 
-def current_role(name):
+def found_or_none(call, **kwargs):
+    """The answer of an IAM Get* call, or None when the entity does not exist."""
     try:
-        return client("iam").get_role(RoleName=name)["Role"]
+        return call(**kwargs)
     except ClientError as exc:
         if missing(exc):
             return None
         raise
+
+
+def current_role(name):
+    answer = found_or_none(client("iam").get_role, RoleName=name)
+    return answer and answer["Role"]
 
 
 def current_policy(role, policy_name):
-    try:
-        return client("iam").get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
-    except ClientError as exc:
-        if missing(exc):
-            return None
-        raise
+    answer = found_or_none(client("iam").get_role_policy, RoleName=role, PolicyName=policy_name)
+    return answer and answer["PolicyDocument"]
 
 
 def as_document(value):
@@ -115,12 +117,8 @@ def ensure_worker_role(name, policy, dry_run=False):
 
 
 def current_instance_profile(name):
-    try:
-        return client("iam").get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
-    except ClientError as exc:
-        if missing(exc):
-            return None
-        raise
+    answer = found_or_none(client("iam").get_instance_profile, InstanceProfileName=name)
+    return answer and answer["InstanceProfile"]
 
 
 def ensure_instance_profile(name, role, dry_run=False):
