@@ -63,6 +63,7 @@ def local_stack(**overrides):
         url, username = wait_for_banner(process)
         token = subprocess.run([sys.executable, "manage.py", "create_api_token", username], cwd=ROOT, env=env,
                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        os.environ.clear()  # this process reads the stack's database, not the caller's
         os.environ.update(env)
         import django
 

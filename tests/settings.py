@@ -26,8 +26,9 @@ from imgsite.settings import DATABASES, STATIC_ROOT, VAR_DIR
 
 # Worker processes must see the test database, so SQLite's test database is a file;
 # one per test run, so that runs side by side don't replace each other's.
-os.environ.setdefault("TEST_SQLITE_NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
-DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_SQLITE_NAME"]}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    os.environ.setdefault("TEST_SQLITE_NAME", str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3"))
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_SQLITE_NAME"]}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # whitenoise warns about a missing STATIC_ROOT on every request; tests serve static files
 # through the staticfiles finders instead of collectstatic.
