@@ -21,7 +21,9 @@ from classifier.labels import imagenet_labels
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 32
+# Images per model call. LiteRT runs fastest at 8 (bench/model.py), and a worker's memory
+# peak grows with the batch's activations.
+MAX_BATCH = 8
 RUNTIMES = ("keras", "litert")
 
 

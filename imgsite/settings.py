@@ -183,7 +183,7 @@ MAX_FILES_PER_REQUEST = envint("MAX_FILES_PER_REQUEST", 500)
 UPLOAD_STORE_THREADS = envint("UPLOAD_STORE_THREADS", 4)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_REQUEST
 # Images per SQS message: fewer, larger messages keep SQS cheap and let workers batch.
-IMAGES_PER_MESSAGE = envint("IMAGES_PER_MESSAGE", 8)
+IMAGES_PER_MESSAGE = envint("IMAGES_PER_MESSAGE", 16)
 
 
 def broker_url():

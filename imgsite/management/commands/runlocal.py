@@ -73,7 +73,7 @@ class Command(BaseCommand):
                                  "--workers", "2", "--threads", "4", "--timeout", "120"])
         wait_for_port("127.0.0.1", port, process=self.children[-1][1])
         self.start_child("autoscaler", [sys.executable, "manage.py", "autoscale", "--backend", "local",
-                                        "--min", "0", "--max", str(max_workers), "--interval", "5",
+                                        "--min", "0", "--max", str(max_workers), "--interval", "2",
                                         "--retire-on-exit"])
         self.stdout.write(self.style.SUCCESS(
             f"imgsite is running at http://127.0.0.1:{port}/  (log in as {username} / {password})\n"
