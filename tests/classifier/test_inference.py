@@ -87,14 +87,15 @@ class CountingClassifier:
         return probabilities
 
 
-def test_it_makes_one_model_call_per_chunk_of_32():
+def test_it_makes_one_model_call_per_chunk_of_max_batch():
     counting = CountingClassifier()
     good = Image.new("RGB", (8, 8))
-    sources = [good] * 69 + [b"junk"] + [good]
+    bad = 2 * MAX_BATCH + 5  # in the third chunk, which then sends one image fewer
+    sources = [good] * bad + [b"junk"] + [good]
     results = classify_batch(iter(sources), classifier=counting)
     assert counting.batch_sizes == [MAX_BATCH, MAX_BATCH, 6]
-    assert len(results) == 71 and not results[69].ok
-    assert all(result.labels[0].index == 7 for index, result in enumerate(results) if index != 69)
+    assert len(results) == bad + 2 and not results[bad].ok
+    assert all(result.labels[0].index == 7 for index, result in enumerate(results) if index != bad)
 
 
 def test_a_chunk_of_only_bad_files_makes_no_model_call():
