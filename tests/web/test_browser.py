@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from classifier.models import Image
 from tests.browser import chromium_page
@@ -84,6 +85,9 @@ def test_a_user_uploads_five_files_and_watches_them_finish(
         cards = {page.locator(".card.image .name").nth(n).inner_text(): page.locator(".card.image").nth(n)
                  for n in range(5)}
         top = {image.original_name: image.top_prediction for image in Image.objects.prefetch_related("predictions")}
+        # Inside Playwright's event loop, Django keeps a separate connection: close it here, or it
+        # outlives the test and blocks the test database's teardown on PostgreSQL.
+        connection.close()
         for name, accepted in ACCEPTED.items():
             assert top[name].wnid in accepted, (name, top[name])
         for name in [*ACCEPTED, "astronaut.jpg"]:
