@@ -64,7 +64,7 @@ def decode_all(images):
 
 
 def classify_claimed(images):
-    """Classify the claimed images in one model call; returns how many ended done."""
+    """Classify the claimed images (in batched model calls); returns how many ended done."""
     decoded = decode_all(images)
     if not decoded:
         return 0
