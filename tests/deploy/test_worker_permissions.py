@@ -76,6 +76,12 @@ def ssm_secrets(aws, settings):
     return settings.SSM_PARAMETER_PREFIX
 
 
+def acknowledged(log):
+    """The (action, resource) pairs recorded so far, once they include the message's deletion."""
+    used = {need for call in recorded(log) for need in requested(call)}
+    return used if any(action == "sqs:DeleteMessage" for action, _ in used) else None
+
+
 def test_the_role_allows_what_a_worker_does_and_nothing_it_does_not(
         alice, workers, empty_queues, tmp_path, ssm_secrets, metadata_service):  # noqa: F811
     log = tmp_path / "aws-calls.jsonl"
@@ -95,8 +101,8 @@ def test_the_role_allows_what_a_worker_does_and_nothing_it_does_not(
     assert "missing" in finished[1].error  # a 404, which S3 gives only to a role that may list the bucket
 
     policy = worker_policy("aws", ACCOUNT)
-    used = {need for call in recorded(log) for need in requested(call)}
-    assert used, "nothing was recorded"
+    # The images are final before the worker acknowledges (deletes) their message: wait for it.
+    used = wait_until(lambda: acknowledged(log), timeout=30, message="the worker to delete its message")
     assert [request for request in sorted(used) if not allowed(policy, *request)] == []
     granted = {action for statement in policy["Statement"] for action in statement["Action"]}
     assert granted - {action for action, _ in used} == FAILURE_PATHS_ONLY
