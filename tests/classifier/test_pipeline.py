@@ -34,6 +34,12 @@ def photos():
     return [SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name), "image/jpeg") for name in ACCEPTED]
 
 
+def one_message_of_photos(count=12):
+    """Enough photos in one message that its task lasts long enough to be killed in the middle."""
+    return [SimpleUploadedFile(f"photo-{number}.jpg", photo_jpeg(name), "image/jpeg")
+            for number, name in enumerate(list(ACCEPTED) * (count // len(ACCEPTED)))]
+
+
 def broken_tiff():
     """A truncated TIFF: its header passes the upload check, its pixels fail in the worker."""
     data = encode(photo("chelsea"), "TIFF")
@@ -65,7 +71,7 @@ def test_three_photos_and_a_broken_file_reach_a_final_status(alice, workers, emp
 
 def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
     first = workers("doomed")
-    upload(alice, photos())
+    upload(alice, one_message_of_photos())
 
     wait_until(lambda: Image.objects.filter(status="processing").exists(), timeout=90, interval=0.02,
                message="a worker to claim the images")
@@ -73,7 +79,7 @@ def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
     assert Image.objects.filter(status="processing").exists()
 
     workers("rescuer")
-    images = wait_until(lambda: final_images(3), timeout=120, message="redelivery after the visibility timeout")
+    images = wait_until(lambda: final_images(12), timeout=120, message="redelivery after the visibility timeout")
 
     assert {image.status for image in images} == {"done"}
     assert all(image.attempts == 2 for image in images)
@@ -83,7 +89,7 @@ def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
 def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queue(alice, workers, empty_queues):
     """Each delivery's worker is killed mid-task (as an OOM kill would); after maxReceiveCount
     deliveries SQS moves the message to the DLQ and the sweeper fails the image."""
-    upload(alice, photos()[:1])
+    upload(alice, one_message_of_photos())
     for attempt in range(1, settings.MAX_RECEIVE_COUNT + 1):
         worker = workers(f"victim-{attempt}")
         wait_until(lambda n=attempt: Image.objects.filter(status="processing", attempts=n).exists(),
@@ -95,6 +101,7 @@ def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queu
                message="the message to reach the dead-letter queue")
     sweep()
 
-    image = Image.objects.get()
-    assert image.status == "failed"
-    assert image.error == GAVE_UP.format(attempts=settings.MAX_RECEIVE_COUNT)
+    images = Image.objects.all()
+    assert len(images) == 12
+    assert {(image.status, image.error) for image in images} == {
+        ("failed", GAVE_UP.format(attempts=settings.MAX_RECEIVE_COUNT))}
