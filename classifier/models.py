@@ -117,8 +117,9 @@ class ImageQuerySet(models.QuerySet):
         return ids
 
     def fail(self, ids, reason):
+        """Fail the unfinished images among `ids` with a reason a person can read."""
         return self.filter(id__in=ids).exclude(status__in=[Image.Status.DONE, Image.Status.FAILED]).update(
-            status=Image.Status.FAILED, error=reason, finished_at=timezone.now()
+            status=Image.Status.FAILED, error=reason[:1000], finished_at=timezone.now()
         )
 
     def finish(self, outcomes, model_name):
@@ -248,9 +249,7 @@ class Image(models.Model):
         return bool(Image.objects.finish([(self, labels, thumbnail)], model_name))
 
     def mark_failed(self, reason):
-        return Image.objects.filter(pk=self.pk).exclude(status=Image.Status.DONE).update(
-            status=Image.Status.FAILED, error=reason[:1000], finished_at=timezone.now(),
-        )
+        return Image.objects.fail([self.pk], reason)
 
     @property
     def is_final(self):

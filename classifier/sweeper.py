@@ -10,11 +10,9 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from classifier.models import Image
-from classifier.tasks import enqueue
+from classifier.models import Image, requeue_and_enqueue
 from imgsite.aws import client, queue_url
 from scaling.queue import queue_depth
 
@@ -80,11 +78,7 @@ def sweep_stale(now):
     again = [image_id for image_id, requeues in stale if requeues]
     first = [image_id for image_id, requeues in stale if not requeues]
     failed = Image.objects.fail(again, STALLED) if again else 0
-    if first:
-        with transaction.atomic():
-            Image.objects.requeue(first)
-            transaction.on_commit(lambda: enqueue(first))
-    return len(first), failed
+    return requeue_and_enqueue(first), failed
 
 
 def sweep(now=None):

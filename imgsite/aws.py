@@ -19,4 +19,13 @@ def client(service):
 
 
 def queue_url(name):
+    """The queue's URL: from settings when given, else looked up once per process (it never
+    changes), rather than on every autoscaler pass."""
+    if name == settings.CLASSIFY_QUEUE and settings.CLASSIFY_QUEUE_URL:
+        return settings.CLASSIFY_QUEUE_URL
+    return looked_up_queue_url(name, settings.AWS_ENDPOINT_URL)
+
+
+@cache
+def looked_up_queue_url(name, endpoint):
     return client("sqs").get_queue_url(QueueName=name)["QueueUrl"]

@@ -6,21 +6,12 @@ from django.conf import settings
 from django.contrib import admin
 from django.utils import timezone
 
+from classifier.admin import ReadOnlyAdmin
 from classifier.models import Image
 from scaling.models import ScalingEvent, WorkerNode
 from scaling.queue import depth_in_images, queue_depth
 
 log = logging.getLogger(__name__)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by the workers and the autoscaler only."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 def fleet_overview(now):
