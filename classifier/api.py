@@ -17,18 +17,14 @@ from rest_framework.views import APIView
 from classifier import serializers
 from classifier.api_conventions import PayloadTooLarge
 from classifier.models import Batch, Image
-from classifier.upload import accept_uploads
+from classifier.upload import accept_uploads, oversized_body
 
 MAX_ID = 2**63 - 1
 
 
 def refuse_large_body(request):
     """Refuse before reading when Content-Length is over the limit."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > settings.MAX_REQUEST_BYTES:
+    if length := oversized_body(request):
         raise PayloadTooLarge(
             f"The request is too large: {length:,} bytes (limit {settings.MAX_REQUEST_BYTES:,}). "
             "Send the files in several requests."

@@ -15,7 +15,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier.models import Batch, Image
-from classifier.upload import accept_uploads
+from classifier.upload import accept_uploads, oversized_body
 
 # Status polls ask for images changed since their last poll, minus this much for clock skew
 # between the web and worker machines; a card updated twice is harmless, a missed one is not.
@@ -44,9 +44,7 @@ def batches(request):
 @require_POST
 def upload(request):
     """The form upload, for browsers without JavaScript; the uploader script uses the API."""
-    length = request.META.get("CONTENT_LENGTH") or "0"
-    length = int(length) if length.isdigit() else 0
-    if length > settings.MAX_REQUEST_BYTES:
+    if length := oversized_body(request):
         messages.error(request, f"The upload is too large ({length:,} bytes): choose fewer files at a time.")
         return redirect("classifier:batches")
     result = accept_uploads(request.user, request.FILES.getlist("files"))

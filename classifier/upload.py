@@ -29,6 +29,13 @@ class UploadResult:
     refused: list[Refusal] = field(default_factory=list)
 
 
+def oversized_body(request):
+    """The request's declared length when it is over MAX_REQUEST_BYTES (refused before reading), else 0."""
+    length = request.META.get("CONTENT_LENGTH") or "0"
+    length = int(length) if length.isdigit() else 0
+    return length if length > settings.MAX_REQUEST_BYTES else 0
+
+
 def clean_filename(name):
     """Display name only: no directories, no control characters, at most 255 characters."""
     name = PureWindowsPath(PurePosixPath(name or "").name).name
