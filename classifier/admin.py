@@ -46,7 +46,8 @@ class ImageAdmin(ReadOnlyAdmin):
                     "model_name", "latency", "queued_at"]
     list_display_links = ["original_name"]
     list_filter = ["status", ("model_name", admin.AllValuesFieldListFilter),
-                   ("worker", admin.AllValuesFieldListFilter), "queued_at", "finished_at"]
+                   ("worker", admin.AllValuesFieldListFilter), ("reused_from", admin.EmptyFieldListFilter),
+                   "queued_at", "finished_at"]
     list_select_related = ["owner"]
     search_fields = ["original_name", "predictions__label", "owner__username", "=sha256"]
     date_hierarchy = "queued_at"
@@ -55,8 +56,8 @@ class ImageAdmin(ReadOnlyAdmin):
     actions = ["requeue", "mark_failed"]
     fieldsets = [
         (None, {"fields": ["thumbnail_large", "original_link", "original_name", "status", "error", "owner", "batch"]}),
-        ("Processing", {"fields": ["worker", "model_name", "attempts", "requeues", "queued_at", "started_at",
-                                   "finished_at", "latency"]}),
+        ("Processing", {"fields": ["worker", "model_name", "reused_from", "attempts", "requeues", "queued_at",
+                                   "started_at", "finished_at", "latency"]}),
         ("File", {"fields": ["uuid", "content_type", "size", "width", "height", "sha256", "file", "thumbnail"]}),
     ]
     readonly_fields = ["thumbnail_large", "original_link", "latency"]

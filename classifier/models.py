@@ -145,6 +145,36 @@ class ImageQuerySet(models.QuerySet):
             )
         return len(finished)
 
+    def reuse_results(self, images, model_name):
+        """Finish at once each new image whose owner already has the same bytes (same SHA-256)
+        done by `model_name`: copy that image's labels, share its thumbnail, and record the
+        source in reused_from. Never across users. Returns the ids finished this way.
+
+        Call it inside the transaction that created `images`; the sources are locked, so that
+        deleting one cannot remove the thumbnail that a reuse is about to share."""
+        digests = {}
+        for image in images:
+            digests.setdefault(image.owner_id, set()).add(image.sha256)
+        found = {}
+        for owner_id, sha256s in digests.items():
+            sources = self.filter(owner_id=owner_id, sha256__in=sha256s, status=Image.Status.DONE,
+                                  model_name=model_name)
+            for source in sources.order_by("finished_at").select_for_update().prefetch_related("predictions"):
+                found[(owner_id, source.sha256)] = source  # the latest one wins
+        now = timezone.now()
+        reused = [(image, found[(image.owner_id, image.sha256)]) for image in images
+                  if (image.owner_id, image.sha256) in found]
+        for image, source in reused:
+            image.status, image.reused_from, image.thumbnail = Image.Status.DONE, source, source.thumbnail.name
+            image.model_name, image.started_at, image.finished_at = model_name, now, now
+        self.bulk_update([image for image, _ in reused],
+                         ["status", "reused_from", "thumbnail", "model_name", "started_at", "finished_at"])
+        Prediction.objects.bulk_create(
+            Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score)
+            for image, source in reused for p in source.predictions.all()
+        )
+        return {image.pk for image, _ in reused}
+
     def open_count(self):
         """Images not yet finished: the work the queue's messages stand for."""
         return self.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING]).count()
@@ -183,11 +213,13 @@ class ImageQuerySet(models.QuerySet):
         return requeue_and_enqueue(list(ids))
 
     def delete_with_files(self):
-        """Delete the rows, then (after commit) their originals and thumbnails in S3."""
+        """Delete the rows, then (after commit) their originals and thumbnails in S3; a thumbnail
+        that a reused result shares with a remaining image stays."""
         with transaction.atomic():
-            names = [name for pair in self.values_list("file", "thumbnail") for name in pair if name]
+            names = {name for pair in self.values_list("file", "thumbnail") for name in pair if name}
             deleted, _ = self.delete()
-            transaction.on_commit(lambda: delete_stored_files(names))
+            names -= set(Image.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True))
+            transaction.on_commit(lambda: delete_stored_files(sorted(names)))
         return deleted
 
 
@@ -224,6 +256,10 @@ class Image(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When it reached done or failed.")
     worker = models.CharField(max_length=100, blank=True, help_text="The worker that handled it last.")
     model_name = models.CharField(max_length=50, blank=True, help_text="The model that classified it.")
+    reused_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reused_by",
+        help_text="The owner's earlier upload of the same bytes whose result this image reused, unclassified.",
+    )
 
     objects = ImageQuerySet.as_manager()
 
@@ -234,6 +270,7 @@ class Image(models.Model):
             models.Index(fields=["batch", "id"], name="image_batch_idx"),
             models.Index(fields=["status", "started_at"], name="image_status_started_idx"),
             models.Index(fields=["status", "finished_at"], name="image_status_finished_idx"),
+            models.Index(fields=["owner", "sha256"], name="image_owner_sha256_idx"),
         ]
 
     def __str__(self):

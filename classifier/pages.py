@@ -54,7 +54,9 @@ def upload(request):
         if not result.refused:
             messages.error(request, "Choose at least one image to upload.")
         return redirect("classifier:batches")
-    messages.success(request, f"{len(result.accepted)} image(s) queued for classification.")
+    queued = len(result.accepted) - result.reused
+    reused = f"; {result.reused} already classified, result reused" if result.reused else ""
+    messages.success(request, f"{queued} image(s) queued for classification{reused}.")
     return redirect("classifier:batch", result.batch.pk)
 
 

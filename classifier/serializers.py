@@ -93,12 +93,17 @@ class ImageSerializer(ImageSummarySerializer):
     file_url = serializers.SerializerMethodField(
         help_text=f"A presigned URL of the original upload, valid {settings.PRESIGNED_URL_EXPIRY} s."
     )
+    reused_from = serializers.SlugRelatedField(
+        slug_field="uuid", read_only=True,
+        help_text="When set, this image was not classified again: it is the same bytes as the owner's "
+                  "earlier image with this id, and carries that image's result.",
+    )
 
     class Meta:
         model = Image
         fields = ImageSummarySerializer.Meta.fields + [
             "predictions", "model", "attempts", "worker", "timing", "content_type", "size", "width", "height",
-            "sha256", "file_url",
+            "sha256", "file_url", "reused_from",
         ]
 
     @extend_schema_field(TimingSerializer)

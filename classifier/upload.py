@@ -27,6 +27,7 @@ class UploadResult:
     batch: Batch | None = None
     accepted: list[Image] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
+    reused: int = 0  # accepted images done at once with the result of an earlier identical upload
 
 
 def oversized_body(request):
@@ -149,7 +150,10 @@ def accept_uploads(user, uploads, batch=None):
         for image in stored:
             image.batch = batch
         result.accepted = Image.objects.bulk_create(stored)
-        ids = [image.pk for image in result.accepted]
-        transaction.on_commit(lambda: enqueue(ids))
+        reused = Image.objects.reuse_results(result.accepted, settings.CLASSIFIER_MODEL)
+        ids = [image.pk for image in result.accepted if image.pk not in reused]
+        result.reused = len(reused)
+        if ids:
+            transaction.on_commit(lambda: enqueue(ids))
     result.batch = batch
     return result
