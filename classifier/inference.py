@@ -21,9 +21,9 @@ from classifier.labels import imagenet_labels
 
 log = logging.getLogger(__name__)
 
-# Images per model call. LiteRT runs fastest at 8 (bench/model.py), and a worker's memory
-# peak grows with the batch's activations.
-MAX_BATCH = 8
+# Images per model call. LiteRT runs fastest at 4 on this machine's CPUs (bench/model.py:
+# 3-7 % faster than 8 on 1 or 2 threads), and a worker's memory grows with a batch's activations.
+MAX_BATCH = 4
 RUNTIMES = ("keras", "litert")
 
 
@@ -113,32 +113,49 @@ def litert_threads():
 
 
 class LiteRTLogits:
-    """A LiteRT interpreter resized to each batch size it is given; one call at a time."""
+    """LiteRT interpreters, one per batch size in use; one call at a time.
 
-    def __init__(self, path, num_threads):
+    Resizing an interpreter's input re-plans it and re-packs the weights for XNNPACK: that took
+    11 % of a busy worker's time when groups ended in partial batches. So there is an interpreter
+    for batches of 1 and one for full batches (`batch_size`, or any larger size a benchmark
+    asks for), and a partial batch runs as single images, which LiteRT does only ~10 % slower
+    per image. Another interpreter would cost ~50-90 MB."""
+
+    def __init__(self, path, num_threads, batch_size=MAX_BATCH):
+        self.path, self.num_threads, self.batch_size = path, num_threads, batch_size
+        self.interpreters = {}
+        self.lock = threading.Lock()
+        self.interpreter_for(1)  # an unreadable file fails here, at load time
+
+    def interpreter_for(self, size):
         from ai_edge_litert.interpreter import Interpreter
 
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        except Exception as exc:
-            raise ImproperlyConfigured(
-                f"The model file {path} is unreadable ({exc}); rebuild it with `python manage.py build_model --force`."
-            ) from exc
-        self.input_index = self.interpreter.get_input_details()[0]["index"]
-        self.output_index = self.interpreter.get_output_details()[0]["index"]
-        self.batch_shape = None
-        self.lock = threading.Lock()
+        if size not in self.interpreters:
+            try:
+                interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+            except Exception as exc:
+                raise ImproperlyConfigured(
+                    f"The model file {self.path} is unreadable ({exc}); "
+                    "rebuild it with `python manage.py build_model --force`."
+                ) from exc
+            input_index = interpreter.get_input_details()[0]["index"]
+            interpreter.resize_tensor_input(input_index, [size, *interpreter.get_input_details()[0]["shape"][1:]])
+            interpreter.allocate_tensors()
+            self.interpreters[size] = (interpreter, input_index, interpreter.get_output_details()[0]["index"])
+        return self.interpreters[size]
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if 1 < len(batch) < self.batch_size:
+            return np.concatenate([self.run(batch[i:i + 1]) for i in range(len(batch))])
+        return self.run(batch)
+
+    def run(self, batch):
         with self.lock:
-            if batch.shape != self.batch_shape:
-                self.interpreter.resize_tensor_input(self.input_index, batch.shape)
-                self.interpreter.allocate_tensors()
-                self.batch_shape = batch.shape
-            self.interpreter.set_tensor(self.input_index, batch)
-            self.interpreter.invoke()
-            return self.interpreter.get_tensor(self.output_index).copy()
+            interpreter, input_index, output_index = self.interpreter_for(len(batch))
+            interpreter.set_tensor(input_index, batch)
+            interpreter.invoke()
+            return interpreter.get_tensor(output_index).copy()
 
 
 def load_classifier(name, runtime):
@@ -169,10 +186,10 @@ def top_labels(probabilities, top_k):
     return tuple(Label(int(i), names[i][0], names[i][1], float(probabilities[i])) for i in best)
 
 
-def prepare(classifier, source):
-    """The model input for one source, or a readable reason why there is none."""
+def read_picture(source, min_side=None):
+    """The decoded, upright RGB picture, or a reason a person can read why there is none."""
     try:
-        return classifier.preprocess(open_image(source))
+        return open_image(source, min_side)
     except UndecodableImage as exc:
         return str(exc)
     except (OSError, ValueError) as exc:
@@ -180,14 +197,21 @@ def prepare(classifier, source):
         return f"The image could not be read ({exc})."
 
 
+def prepare(classifier, source):
+    """The model input for one source, or a readable reason why there is none."""
+    picture = read_picture(source)
+    return picture if isinstance(picture, str) else classifier.preprocess(picture)
+
+
+def top_labels_of(classifier, arrays, top_k):
+    """The top-k labels of each model input, in one model call."""
+    return [top_labels(row, top_k) for row in classifier.predict(np.stack(arrays))] if arrays else []
+
+
 def classify_chunk(classifier, sources, top_k):
     prepared = [prepare(classifier, source) for source in sources]
-    arrays = [item for item in prepared if isinstance(item, np.ndarray)]
-    probabilities = iter(classifier.predict(np.stack(arrays)) if arrays else ())
-    return [
-        Result(labels=top_labels(next(probabilities), top_k)) if isinstance(item, np.ndarray) else Result(error=item)
-        for item in prepared
-    ]
+    labels = iter(top_labels_of(classifier, [item for item in prepared if isinstance(item, np.ndarray)], top_k))
+    return [Result(labels=next(labels)) if isinstance(item, np.ndarray) else Result(error=item) for item in prepared]
 
 
 def chunks(items, size):
@@ -197,7 +221,7 @@ def chunks(items, size):
 
 
 def classify_batch(sources, top_k=5, *, classifier=None):
-    """One Result per source (bytes, file object, path or PIL image), in order; one model call per 32."""
+    """One Result per source (bytes, file object, path or PIL image), in order; one model call per MAX_BATCH."""
     classifier = classifier or get_classifier()
     results = []
     for chunk in chunks(sources, MAX_BATCH):

@@ -3,17 +3,24 @@ import logging
 import os
 import socket
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import cache
+from itertools import repeat
 
+import numpy as np
 from botocore.exceptions import ClientError
 from django.conf import settings
 
-from classifier.decoding import UndecodableImage, make_thumbnail, open_image
-from classifier.inference import classify_batch, get_classifier
+from classifier.decoding import make_thumbnail
+from classifier.inference import MAX_BATCH, chunks, get_classifier, read_picture, top_labels_of
 from classifier.models import Image
 from imgsite.aws import client
 
 log = logging.getLogger(__name__)
+
+# Decode JPEGs no smaller than this: the model's input is the central 224/256 of the short
+# side, and thumbnails are 256 pixels.
+DECODE_MIN_SIDE = 256
 
 
 @cache
@@ -25,7 +32,7 @@ def worker_name():
 
 @cache
 def s3_pool():
-    """Threads for S3 round trips: a group's objects are fetched and stored concurrently."""
+    """Threads for a group's S3 round trips and decoding, which overlap with the model's calls."""
     return ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3")
 
 
@@ -42,41 +49,55 @@ def read_original(image):
         raise
 
 
-def store_thumbnail(image, picture):
+def store_thumbnail(image, thumbnail):
     key = image.thumbnail.field.generate_filename(image, "thumbnail.jpg")
-    client("s3").put_object(Bucket=settings.IMAGE_BUCKET, Key=key, Body=make_thumbnail(picture),
-                            ContentType="image/jpeg", ServerSideEncryption="AES256")
+    client("s3").put_object(Bucket=settings.IMAGE_BUCKET, Key=key, Body=thumbnail, ContentType="image/jpeg",
+                            ServerSideEncryption="AES256")
     return key
 
 
-def decode_all(images):
-    """Decode each claimed image; failures are recorded at once and dropped from the batch."""
-    decoded = []
-    for image, data in zip(images, s3_pool().map(read_original, images)):
-        if data is None:
-            image.mark_failed("The uploaded file is missing from storage.")
-            continue
-        try:
-            decoded.append((image, open_image(data)))
-        except UndecodableImage as exc:
-            image.mark_failed(str(exc))
-    return decoded
+@dataclass
+class Prepared:
+    """One claimed image made ready for the model, or the reason it cannot be."""
+
+    image: Image
+    tensor: np.ndarray | None = None
+    thumbnail: bytes = b""
+    error: str = ""
+
+
+def prepare(image, classifier):
+    """Fetch the original, decode it (no larger than needed) and make the model input and the
+    thumbnail. Runs in a pool thread: Pillow and the S3 wait release the GIL."""
+    data = read_original(image)
+    if data is None:
+        return Prepared(image, error="The uploaded file is missing from storage.")
+    picture = read_picture(data, min_side=DECODE_MIN_SIDE)
+    if isinstance(picture, str):
+        return Prepared(image, error=picture)
+    return Prepared(image, classifier.preprocess(picture), make_thumbnail(picture))
 
 
 def classify_claimed(images):
-    """Classify the claimed images (in batched model calls); returns how many ended done."""
-    decoded = decode_all(images)
-    if not decoded:
-        return 0
-    results = classify_batch([picture for _, picture in decoded])
-    model_name = get_classifier().name
-    good = [(image, picture, result) for (image, picture), result in zip(decoded, results) if result.ok]
-    for (image, _), result in zip(decoded, results):
-        if not result.ok:
-            image.mark_failed(result.error)
-    thumbnails = s3_pool().map(store_thumbnail, [image for image, _, _ in good], [picture for _, picture, _ in good])
+    """Classify the claimed images; returns how many ended done.
+
+    A pipeline: pool threads fetch and decode the group while the model runs on the first
+    images ready, MAX_BATCH at a time, and each batch's thumbnails are stored while the next
+    one runs. The group is finished in one transaction."""
+    classifier = get_classifier()
+    pool = s3_pool()
+    stored, labelled = [], []
+    for chunk in chunks(pool.map(prepare, images, repeat(classifier)), MAX_BATCH):
+        for item in chunk:
+            if item.error:
+                item.image.mark_failed(item.error)
+        ready = [item for item in chunk if not item.error]
+        top = top_labels_of(classifier, [item.tensor for item in ready], settings.CLASSIFIER_TOP_K)
+        for item, labels in zip(ready, top):
+            stored.append(pool.submit(store_thumbnail, item.image, item.thumbnail))
+            labelled.append((item.image, labels))
     done = Image.objects.finish(
-        [(image, result.labels, thumbnail) for (image, _, result), thumbnail in zip(good, thumbnails)], model_name
+        [(image, labels, key.result()) for (image, labels), key in zip(labelled, stored)], classifier.name
     )
     log.info("classified %d of %d images", done, len(images))
     return done
