@@ -181,7 +181,8 @@ class ImageQuerySet(models.QuerySet):
 
     def recent_seconds_per_image(self, now, window=timedelta(minutes=10), limit=2000):
         """Mean worker time per image lately. Images classified together share one claim
-        (worker, started_at), so a group's time is divided among its images."""
+        (worker, started_at); a worker's groups may overlap (two tasks in threads), so its time
+        is the union of its groups' spans, divided among their images."""
         rows = self.filter(status=Image.Status.DONE, finished_at__gte=now - window, started_at__isnull=False)
         groups = {}
         for worker, started, finished in rows.values_list("worker", "started_at", "finished_at")[:limit]:
@@ -189,7 +190,10 @@ class ImageQuerySet(models.QuerySet):
             groups[(worker, started)] = (max(end, finished), count + 1)
         if not groups:
             return None
-        seconds = sum((end - started).total_seconds() for (_, started), (end, _) in groups.items())
+        spans = {}
+        for (worker, started), (end, _) in groups.items():
+            spans.setdefault(worker, []).append((started, end))
+        seconds = sum(busy_seconds(worker_spans) for worker_spans in spans.values())
         return max(seconds / sum(count for _, count in groups.values()), 0.001)
 
     def search_label(self, text):
@@ -322,6 +326,19 @@ class Prediction(models.Model):
 
     def __str__(self):
         return f"{self.label} ({self.score:.1%})"
+
+
+def busy_seconds(spans):
+    """Seconds covered by the union of (start, end) datetime spans."""
+    total, reach = 0.0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            total += (end - start).total_seconds()
+            reach = end
+        elif end > reach:
+            total += (end - reach).total_seconds()
+            reach = end
+    return total
 
 
 def requeue_and_enqueue(ids):

@@ -26,6 +26,7 @@ def preload_model_in_child(**kwargs):
 
 
 @signals.worker_init.connect
-def preload_model_in_solo_worker(sender=None, **kwargs):
-    if "solo" in getattr(sender.pool_cls, "__module__", str(sender.pool_cls)):
+def preload_model_in_worker(sender=None, **kwargs):
+    """The solo and threads pools run tasks in this process; prefork children load their own."""
+    if "prefork" not in getattr(sender.pool_cls, "__module__", str(sender.pool_cls)):
         preload_model()

@@ -63,3 +63,19 @@ def test_release_puts_claimed_images_back_in_the_queue(user):
     assert Image.objects.release([image.pk], "w1:1") == 1
     image.refresh_from_db()
     assert image.status == "queued" and image.started_at is None
+
+
+def test_seconds_per_image_counts_a_workers_overlapping_groups_once(user):
+    now = timezone.now()
+    start = now - timedelta(seconds=60)
+
+    def group(worker, begin, seconds, count):
+        for _ in range(count):
+            make_image(user, status="done", worker=worker, started_at=start + timedelta(seconds=begin),
+                       finished_at=start + timedelta(seconds=begin + seconds))
+
+    group("a:1", 0, 10, 4)  # two tasks in threads on one worker: 0-10 s and 5-15 s, 8 images
+    group("a:1", 5, 10, 4)
+    group("b:2", 0, 4, 2)  # another worker: 4 s for 2 images
+    # (15 s busy on a:1 + 4 s on b:2) / 10 images; counting each group's span would say 2.4 s
+    assert Image.objects.recent_seconds_per_image(now) == pytest.approx(1.9)
