@@ -41,6 +41,39 @@ def photo_jpegs(count, seed=0, size=(800, 600)):
         yield f"photo-{index:04d}.jpg", output.getvalue()
 
 
+RAW_MODEL = """
+import io, json, time, django
+import numpy as np
+django.setup()
+from PIL import Image
+from classifier.inference import MAX_BATCH, classify_batch, get_classifier
+from bench.stack import photo_jpegs
+pictures = [Image.open(io.BytesIO(data)).convert("RGB") for _, data in photo_jpegs({batch}, seed=1)]
+classifier = get_classifier()
+tensors = np.stack([classifier.preprocess(picture) for picture in pictures[:MAX_BATCH]])
+
+def rate(call, images):
+    call()
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < {seconds}:
+        call()
+        done += images
+    return done / (time.perf_counter() - start)
+
+print(json.dumps({{"with_preprocessing": rate(lambda: classify_batch(pictures), len(pictures)),
+                  "model_alone": rate(lambda: classifier.predict(tensors), len(tensors))}}))
+"""
+
+
+def raw_model_throughput(env, batch=32, seconds=10.0):
+    """Images/s of the model alone on the worker's batches of ready tensors, and of
+    classify_batch on decoded photos (preprocessing included), in a fresh process like a
+    worker's, with env's CLASSIFIER_THREADS."""
+    output = subprocess.run([sys.executable, "-c", RAW_MODEL.format(batch=batch, seconds=seconds)], cwd=ROOT,
+                            env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def stack_env(var_dir, **overrides):
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env.update(DJANGO_SETTINGS_MODULE="imgsite.settings", VAR_DIR=str(var_dir), MODEL_DIR=str(ROOT / "var/models"),
@@ -129,17 +162,54 @@ def proc_field(pid, name, field):
     return 0
 
 
+def role(cmd):
+    """Which part of the local system a command line is."""
+    for needle, name in (("moto_app", "moto"), ("gunicorn", "web"), ("celery", "workers"),
+                         ("autoscale", "autoscaler"), ("runlocal", "autoscaler")):
+        if needle in cmd:
+            return name
+    return "other"
+
+
+def cpu_seconds(pid, children=False):
+    """User + system CPU seconds of a process so far (0 once it is gone); with `children`, its
+    live child processes' too (gunicorn's workers)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if children else []
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(kid) for kid in kids)
+
+
 class RssSampler:
-    """Peak RSS (VmHWM, MB) of the web tier (all gunicorn processes) and the worker fleet."""
+    """Peak RSS (VmHWM, MB) of the web tier (all gunicorn processes) and the worker fleet, and
+    the CPU seconds each part of the system used (processes that exited keep their last sample)."""
 
     def __init__(self, var_dir):
         self.var_dir = str(var_dir)
         self.peak = {"web": 0, "workers": 0, "one_worker": 0}
+        self.cpu = {}  # pid -> (role, seconds at the last sample)
+        self.cpu_start = {}
+        self.client_start = sum(os.times()[:2])
+
+    def cpu_by_role(self):
+        """CPU seconds per part since the sampler started, the benchmark client included."""
+        totals = {"client": round(sum(os.times()[:2]) - self.client_start, 1)}
+        for pid, (name, seconds) in self.cpu.items():
+            totals[name] = round(totals.get(name, 0.0) + seconds - self.cpu_start.get(pid, 0.0), 1)
+        return totals
 
     def sample(self):
         ours = [(pid, cmd) for pid, cmd in processes() if self.var_dir in proc_field(pid, "environ", None)]
-        web = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if "gunicorn" in cmd]
-        workers = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if "celery" in cmd]
+        first = not self.cpu
+        for pid, cmd in ours:
+            seconds = cpu_seconds(pid)
+            if seconds:
+                self.cpu_start.setdefault(pid, seconds if first else 0.0)
+                self.cpu[pid] = (role(cmd), seconds)
+        web = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if role(cmd) == "web"]
+        workers = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if role(cmd) == "workers"]
         self.peak["web"] = max(self.peak["web"], sum(web))
         self.peak["workers"] = max(self.peak["workers"], sum(workers))
         self.peak["one_worker"] = max([self.peak["one_worker"], *workers])
