@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "model.json"
 RUNTIMES = ("keras", "litert")
-BATCH_SIZES = (1, 8, 32)
+BATCH_SIZES = (1, 4, 8, 32)
 WARMUP_CALLS = 3
 
 

@@ -13,51 +13,26 @@ workers, and the ratio of end-to-end to raw throughput.
 Prints a table and writes bench/results/pipeline.json.
 """
 import argparse
-import json
 import os
-import subprocess
-import sys
 import time
 
+import numpy as np
 from stack import (
-    ROOT,
     RssSampler,
     image_report,
     local_stack,
     photo_jpegs,
     publish,
+    raw_model_throughput,
     stack_env,
     upload_all,
     wait_for_results,
 )
 
-RAW_MODEL = """
-import io, json, time, django
-django.setup()
-from PIL import Image
-from classifier.inference import classify_batch, get_classifier
-from bench.stack import photo_jpegs
-pictures = [Image.open(io.BytesIO(data)).convert("RGB") for _, data in photo_jpegs({batch}, seed=1)]
-print("runtime:", get_classifier())
-classify_batch(pictures)
-done, start = 0, time.perf_counter()
-while time.perf_counter() - start < {seconds}:
-    classify_batch(pictures)
-    done += len(pictures)
-print(json.dumps({{"images_per_second": done / (time.perf_counter() - start)}}))
-"""
 
-
-def raw_model_throughput(env, batch=32, seconds=15.0):
-    """Images/s of the model alone on decoded photos (preprocessing included), every core."""
-    output = subprocess.run([sys.executable, "-c", RAW_MODEL.format(batch=batch, seconds=seconds)], cwd=ROOT,
-                            env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(output.strip().splitlines()[-1])["images_per_second"]
-
-
-def warm_single_image_latency(url, token, count=20):
-    """Per-image latency (queued → finished) of single-image uploads sent one at a time to
-    the warm, idle workers that just finished the main run."""
+def warm_single_image_latency(url, token, count=50):
+    """p50 and p95 of the latency (queued → finished) of single-image uploads sent one at a time
+    to the warm, idle workers that just finished the main run."""
     from classifier.models import Image as ImageRow
 
     latencies = []
@@ -70,7 +45,9 @@ def warm_single_image_latency(url, token, count=20):
                 latencies.append((row.finished_at - row.queued_at).total_seconds())
                 break
             time.sleep(0.02)
-    return sorted(latencies)[len(latencies) // 2] if latencies else None
+    if not latencies:
+        return None, None
+    return round(float(np.percentile(latencies, 50)), 3), round(float(np.percentile(latencies, 95)), 3)
 
 
 def main():
@@ -84,15 +61,18 @@ def main():
 
     settings = dict(CLASSIFIER_RUNTIME=args.runtime, AUTOSCALE_MAX_NODES=args.workers)
     raw = raw_model_throughput(stack_env("/tmp/imgsite-bench-raw", CLASSIFIER_THREADS=os.cpu_count(), **settings))
+    raw, raw_model_alone = raw["with_preprocessing"], raw["model_alone"]
     files = list(photo_jpegs(args.images))
     with local_stack(**settings) as (url, token, env):
         sampler = RssSampler(env["VAR_DIR"])
+        sampler.sample()
         first_post = time.time()
         statuses, _, accepted = upload_all(url, token, files, args.clients, args.per_request)
         upload_seconds = time.time() - first_post
         wait_for_results(accepted, sampler, timeout=1800)
+        cpu = sampler.cpu_by_role()
         report = image_report(first_post)
-        warm_p50 = warm_single_image_latency(url, token)
+        warm_p50, warm_p95 = warm_single_image_latency(url, token)
     result = {
         "images": args.images, "clients": args.clients, "per_request": args.per_request, "runtime": args.runtime,
         "max_workers": args.workers, "cores": os.cpu_count(),
@@ -101,11 +81,14 @@ def main():
         "upload_seconds": round(upload_seconds, 2), **report,
         "images_per_second": round(report["done"] / report["seconds"], 2),
         "raw_model_images_per_second": round(raw, 2),
+        "raw_model_alone_images_per_second": round(raw_model_alone, 2),
         "peak_rss_web_mb": sampler.peak["web"], "peak_rss_workers_mb": sampler.peak["workers"],
         "peak_rss_one_worker_mb": sampler.peak["one_worker"],
-        "warm_single_image_p50_s": warm_p50,
+        "warm_single_image_p50_s": warm_p50, "warm_single_image_p95_s": warm_p95,
+        "cpu_seconds": cpu,
     }
     result["ratio_to_raw"] = round(result["images_per_second"] / raw, 3)
+    result["ratio_to_raw_model_alone"] = round(result["images_per_second"] / raw_model_alone, 3)
     publish(result, "pipeline")
 
 

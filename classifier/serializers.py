@@ -94,7 +94,7 @@ class ImageSerializer(ImageSummarySerializer):
         help_text=f"A presigned URL of the original upload, valid {settings.PRESIGNED_URL_EXPIRY} s."
     )
     reused_from = serializers.SlugRelatedField(
-        slug_field="uuid", read_only=True,
+        slug_field="uuid", read_only=True, allow_null=True,
         help_text="When set, this image was not classified again: it is the same bytes as the owner's "
                   "earlier image with this id, and carries that image's result.",
     )

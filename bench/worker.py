@@ -1,0 +1,106 @@
+"""Inside a busy worker: one local worker draining a full queue, against the raw model on the
+same number of inference threads, measured in the same run.
+
+Starts moto, provisions a scratch stack, accepts N photo JPEGs as the API does (stored in S3
+through django-storages, queued IMAGES_PER_MESSAGE per message) before any worker runs, then
+starts one worker exactly as the local fleet does and waits for every image. Reports the
+worker's steady-state images/s (the middle 80 % of finish times), its CPU seconds per image
+and moto's, its peak RSS, and the ratios to the raw model with CLASSIFIER_THREADS threads:
+the model alone on ready tensors, and with preprocessing from decoded photos.
+
+    .venv/bin/python bench/worker.py [--images 400] [--threads 1]
+
+Prints a table and writes bench/results/worker.json.
+"""
+import argparse
+import os
+import tempfile
+import time
+
+import numpy as np
+from stack import cpu_seconds, photo_jpegs, proc_field, publish, raw_model_throughput, stack_env
+
+
+def fill_queue(count):
+    """A user's batch of `count` photos, accepted (stored and queued) as an API upload is."""
+    from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from classifier.upload import accept_uploads
+
+    user = get_user_model().objects.create_user("bench")
+    files = [SimpleUploadedFile(name, data, "image/jpeg") for name, data in photo_jpegs(count)]
+    for start in range(0, count, 100):
+        accept_uploads(user, files[start:start + 100])
+
+
+def steady_rate(finished):
+    """Images/s over the middle 80 % of the finish times (start-up and the tail left out)."""
+    times = np.sort(np.array([moment.timestamp() for moment in finished]))
+    low, high = int(len(times) * 0.1), int(len(times) * 0.9)
+    return (high - low) / (times[high] - times[low])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=1, help="the worker's CLASSIFIER_THREADS")
+    args = parser.parse_args()
+
+    env = stack_env(tempfile.mkdtemp(prefix="imgsite-bench-worker-"), CLASSIFIER_THREADS=args.threads)
+    raw = raw_model_throughput(env)
+    os.environ.clear()
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from classifier.models import Image
+    from imgsite.local import start_moto, stop_process
+    from imgsite.provision import provision
+    from scaling.fleets.local import start_worker
+
+    moto = start_moto(settings.AWS_ENDPOINT_URL)
+    worker = None
+    try:
+        call_command("migrate", verbosity=0)
+        list(provision())
+        fill_queue(args.images)
+        moto_before, started = cpu_seconds(moto.pid, children=True), time.time()
+        worker = start_worker("bench-1", env={"CLASSIFIER_THREADS": str(args.threads)},
+                              log_path=settings.VAR_DIR / "worker.log")
+        peak_rss, worker_cpu = 0, 0.0
+        while Image.objects.filter(status__in=["queued", "processing"]).exists():
+            peak_rss = max(peak_rss, proc_field(worker.pid, "status", "VmHWM"))
+            worker_cpu = cpu_seconds(worker.pid) or worker_cpu
+            if worker.poll() is not None or time.time() - started > 900:
+                raise RuntimeError(f"the worker stopped or stalled; see {settings.VAR_DIR / 'worker.log'}")
+            time.sleep(0.25)
+        worker_cpu = cpu_seconds(worker.pid) or worker_cpu
+        moto_cpu = cpu_seconds(moto.pid, children=True) - moto_before
+        finished = list(Image.objects.filter(status="done").values_list("finished_at", flat=True))
+        failed = Image.objects.filter(status="failed").count()
+    finally:
+        if worker:
+            stop_process(worker)
+        stop_process(moto)
+    rate = steady_rate(finished)
+    result = {
+        "images": args.images, "images_per_message": settings.IMAGES_PER_MESSAGE, "threads": args.threads,
+        "cores": os.cpu_count(), "done": len(finished), "failed": failed,
+        "worker_images_per_second": round(rate, 2),
+        "raw_model_alone_images_per_second": round(raw["model_alone"], 2),
+        "raw_with_preprocessing_images_per_second": round(raw["with_preprocessing"], 2),
+        "ratio_to_model_alone": round(rate / raw["model_alone"], 3),
+        "ratio_to_model_with_preprocessing": round(rate / raw["with_preprocessing"], 3),
+        "worker_cpu_ms_per_image": round(1000 * worker_cpu / args.images, 1),
+        "moto_cpu_ms_per_image": round(1000 * moto_cpu / args.images, 1),
+        "worker_peak_rss_mb": peak_rss,
+    }
+    publish(result, "worker")
+
+
+if __name__ == "__main__":
+    main()
