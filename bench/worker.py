@@ -3,9 +3,9 @@ same number of inference threads, measured in the same run.
 
 Starts moto, provisions a scratch stack, accepts N photo JPEGs as the API does (stored in S3
 through django-storages, queued IMAGES_PER_MESSAGE per message) before any worker runs, then
-starts one worker exactly as the local fleet does and waits for every image. Reports the
-worker's steady-state images/s (the middle 80 % of finish times), its CPU seconds per image
-and moto's, its peak RSS, and the ratios to the raw model with CLASSIFIER_THREADS threads:
+starts one worker exactly as the local fleet does and waits for every image. Reports, over the
+steady state (the middle 80 % of finish times), the worker's images/s and CPU milliseconds per
+image and moto's; the worker's peak RSS; and the ratios to the raw model with CLASSIFIER_THREADS threads:
 the model alone on ready tensors, and with preprocessing from decoded photos.
 
     .venv/bin/python bench/worker.py [--images 400] [--threads 1]
@@ -34,11 +34,18 @@ def fill_queue(count):
         accept_uploads(user, files[start:start + 100])
 
 
-def steady_rate(finished):
-    """Images/s over the middle 80 % of the finish times (start-up and the tail left out)."""
+def steady_window(finished):
+    """The middle 80 % of the finish times (start-up and the tail left out): (start, end, images)."""
     times = np.sort(np.array([moment.timestamp() for moment in finished]))
     low, high = int(len(times) * 0.1), int(len(times) * 0.9)
-    return (high - low) / (times[high] - times[low])
+    return times[low], times[high], high - low
+
+
+def cpu_between(samples, start, end, key):
+    """CPU seconds of `key` between two moments, from the (time, {key: cpu seconds}) samples."""
+    def at(moment):
+        return next((cpu[key] for when, cpu in samples if when >= moment), samples[-1][1][key])
+    return at(end) - at(start)
 
 
 def main():
@@ -68,25 +75,25 @@ def main():
         call_command("migrate", verbosity=0)
         list(provision())
         fill_queue(args.images)
-        moto_before, started = cpu_seconds(moto.pid, children=True), time.time()
+        started = time.time()
         worker = start_worker("bench-1", env={"CLASSIFIER_THREADS": str(args.threads)},
                               log_path=settings.VAR_DIR / "worker.log")
-        peak_rss, worker_cpu = 0, 0.0
+        peak_rss, samples = 0, []
         while Image.objects.filter(status__in=["queued", "processing"]).exists():
             peak_rss = max(peak_rss, proc_field(worker.pid, "status", "VmHWM"))
-            worker_cpu = cpu_seconds(worker.pid) or worker_cpu
+            samples.append((time.time(), {"worker": cpu_seconds(worker.pid),
+                                          "moto": cpu_seconds(moto.pid, children=True)}))
             if worker.poll() is not None or time.time() - started > 900:
                 raise RuntimeError(f"the worker stopped or stalled; see {settings.VAR_DIR / 'worker.log'}")
-            time.sleep(0.25)
-        worker_cpu = cpu_seconds(worker.pid) or worker_cpu
-        moto_cpu = cpu_seconds(moto.pid, children=True) - moto_before
+            time.sleep(0.1)
         finished = list(Image.objects.filter(status="done").values_list("finished_at", flat=True))
         failed = Image.objects.filter(status="failed").count()
     finally:
         if worker:
             stop_process(worker)
         stop_process(moto)
-    rate = steady_rate(finished)
+    start, end, images = steady_window(finished)
+    rate = images / (end - start)
     result = {
         "images": args.images, "images_per_message": settings.IMAGES_PER_MESSAGE, "threads": args.threads,
         "cores": os.cpu_count(), "done": len(finished), "failed": failed,
@@ -95,8 +102,8 @@ def main():
         "raw_with_preprocessing_images_per_second": round(raw["with_preprocessing"], 2),
         "ratio_to_model_alone": round(rate / raw["model_alone"], 3),
         "ratio_to_model_with_preprocessing": round(rate / raw["with_preprocessing"], 3),
-        "worker_cpu_ms_per_image": round(1000 * worker_cpu / args.images, 1),
-        "moto_cpu_ms_per_image": round(1000 * moto_cpu / args.images, 1),
+        "worker_cpu_ms_per_image": round(1000 * cpu_between(samples, start, end, "worker") / images, 1),
+        "moto_cpu_ms_per_image": round(1000 * cpu_between(samples, start, end, "moto") / images, 1),
         "worker_peak_rss_mb": peak_rss,
     }
     publish(result, "worker")

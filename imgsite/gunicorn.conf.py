@@ -8,6 +8,10 @@ import os
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", (os.cpu_count() or 1) + 1))
 worker_class = "gthread"
+# Import the app once in the master and fork the workers from it: each worker starts at once
+# (also when max_requests recycles it) and shares the imported code's memory. Nothing opens a
+# connection at import time; clients and database connections are made per process, lazily.
+preload_app = True
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 # A request of MAX_FILES_PER_REQUEST files goes to S3 one file after another.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 120))
