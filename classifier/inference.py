@@ -21,8 +21,8 @@ from classifier.labels import imagenet_labels
 
 log = logging.getLogger(__name__)
 
-# Images per model call. LiteRT runs fastest at 4 on this machine's CPUs (bench/model.py:
-# 3-7 % faster than 8 on 1 or 2 threads), and a worker's memory grows with a batch's activations.
+# Images per model call. On this machine LiteRT runs batches of 4 and 8 at the same speed within
+# the run-to-run noise (bench/model.py), and a batch of 4 needs ~27 MB less of activations per worker.
 MAX_BATCH = 4
 RUNTIMES = ("keras", "litert")
 
