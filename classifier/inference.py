@@ -186,10 +186,10 @@ def top_labels(probabilities, top_k):
     return tuple(Label(int(i), names[i][0], names[i][1], float(probabilities[i])) for i in best)
 
 
-def read_picture(source, min_side=None):
-    """The decoded, upright RGB picture, or a reason a person can read why there is none."""
+def or_reason(call, *args):
+    """call(*args), or a reason a person can read when the image turns out undecodable or unreadable."""
     try:
-        return open_image(source, min_side)
+        return call(*args)
     except UndecodableImage as exc:
         return str(exc)
     except (OSError, ValueError) as exc:
@@ -197,10 +197,15 @@ def read_picture(source, min_side=None):
         return f"The image could not be read ({exc})."
 
 
+def read_picture(source, min_side=None):
+    """The decoded, upright RGB picture, or a reason a person can read why there is none."""
+    return or_reason(open_image, source, min_side)
+
+
 def prepare(classifier, source):
     """The model input for one source, or a readable reason why there is none."""
     picture = read_picture(source)
-    return picture if isinstance(picture, str) else classifier.preprocess(picture)
+    return picture if isinstance(picture, str) else or_reason(classifier.preprocess, picture)
 
 
 def top_labels_of(classifier, arrays, top_k):

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 
 from classifier.decoding import make_thumbnail
-from classifier.inference import MAX_BATCH, chunks, get_classifier, read_picture, top_labels_of
+from classifier.inference import MAX_BATCH, chunks, get_classifier, or_reason, read_picture, top_labels_of
 from classifier.models import Image
 from imgsite.aws import client
 
@@ -75,7 +75,8 @@ def prepare(image, classifier):
     picture = read_picture(data, min_side=DECODE_MIN_SIDE)
     if isinstance(picture, str):
         return Prepared(image, error=picture)
-    return Prepared(image, classifier.preprocess(picture), make_thumbnail(picture))
+    made = or_reason(lambda: (classifier.preprocess(picture), make_thumbnail(picture)))
+    return Prepared(image, error=made) if isinstance(made, str) else Prepared(image, *made)
 
 
 def classify_claimed(images):

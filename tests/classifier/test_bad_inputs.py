@@ -94,3 +94,25 @@ def test_an_image_whose_file_is_gone_fails_as_missing(user, aws):
     assert classify_claimed(Image.objects.claim([image.pk], "w:1")) == 0
     image.refresh_from_db()
     assert (image.status, image.error) == ("failed", "The uploaded file is missing from storage.")
+
+
+@pytest.mark.django_db
+def test_an_image_the_model_input_cannot_be_made_for_fails_alone(user, aws, configured_classifier, monkeypatch):
+    from classifier.upload import accept_uploads
+
+    monkeypatch.setattr("classifier.upload.enqueue", lambda ids: None)
+    photos = [SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name, max_side=side), "image/jpeg")
+              for name, side in (("chelsea", 300), ("coffee", 280), ("astronaut", 300))]
+    images = accept_uploads(user, photos).accepted
+    preprocess = configured_classifier.preprocess
+
+    def refuse_the_coffee(picture):
+        if picture.size == (280, 187):  # the coffee; the others are 300x200 and 300x300
+            raise ValueError("tile cannot extend outside image")
+        return preprocess(picture)
+
+    monkeypatch.setattr(configured_classifier, "preprocess", refuse_the_coffee)
+    assert classify_claimed(Image.objects.claim([image.pk for image in images], "w:1")) == 2
+    outcome = dict(Image.objects.values_list("original_name", "error"))
+    assert outcome == {"chelsea.jpg": "", "astronaut.jpg": "",
+                       "coffee.jpg": "The image could not be read (tile cannot extend outside image)."}
