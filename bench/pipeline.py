@@ -1,11 +1,13 @@
 """End-to-end throughput on the local stack, against the raw model speed measured in the same run.
 
-Measures the raw model first (classify_batch on decoded photos, in a fresh process like a
-worker's, with every core), then starts the local system (`manage.py runlocal`: moto,
-gunicorn, the autoscaler from zero local workers), uploads N photo JPEGs (~100 KB) through
-the API with concurrent clients, waits for every image, and reports the time from the first
-POST to the last result, images/s, p50/p95 per-image latency, peak RSS of the web tier and the
-workers, and the ratio of end-to-end to raw throughput.
+Measures the raw model first, in a fresh process like a worker's with every core: the model
+alone on ready tensors, and classify_batch on decoded photos (preprocessing included). Then it
+starts the local system (`manage.py runlocal`: moto, gunicorn, the autoscaler from zero local
+workers), uploads N photo JPEGs (~100 KB) through the API with concurrent clients, waits for
+every image, and reports the time from the first POST to the last result, images/s, p50/p95
+per-image latency, peak RSS of the web tier and the workers, the CPU seconds of each part of
+the system, the ratios of end-to-end to raw throughput, and then the latency of single images
+sent one at a time to the warm workers (p50/p95 of 50).
 
     .venv/bin/python bench/pipeline.py [--images 1000] [--clients 4] [--per-request 50]
         [--runtime litert|keras] [--workers 2]
