@@ -182,8 +182,10 @@ class ImageQuerySet(models.QuerySet):
     def recent_seconds_per_image(self, now, window=timedelta(minutes=10), limit=2000):
         """Mean worker time per image lately. Images classified together share one claim
         (worker, started_at); a worker's groups may overlap (two tasks in threads), so its time
-        is the union of its groups' spans, divided among their images."""
-        rows = self.filter(status=Image.Status.DONE, finished_at__gte=now - window, started_at__isnull=False)
+        is the union of its groups' spans, divided among their images. Images that no worker
+        classified (results reused at upload) do not count."""
+        rows = self.filter(status=Image.Status.DONE, finished_at__gte=now - window,
+                           started_at__isnull=False).exclude(worker="")
         groups = {}
         for worker, started, finished in rows.values_list("worker", "started_at", "finished_at")[:limit]:
             end, count = groups.get((worker, started), (started, 0))

@@ -77,5 +77,6 @@ def test_seconds_per_image_counts_a_workers_overlapping_groups_once(user):
     group("a:1", 0, 10, 4)  # two tasks in threads on one worker: 0-10 s and 5-15 s, 8 images
     group("a:1", 5, 10, 4)
     group("b:2", 0, 4, 2)  # another worker: 4 s for 2 images
+    group("", 20, 0, 5)  # results reused at upload: no worker's time
     # (15 s busy on a:1 + 4 s on b:2) / 10 images; counting each group's span would say 2.4 s
     assert Image.objects.recent_seconds_per_image(now) == pytest.approx(1.9)
