@@ -13,6 +13,8 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 
+from classifier.decoding import size_problem
+
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 CHUNK = 1024 * 1024
@@ -76,10 +78,8 @@ def member_problem(info):
     """Why a member cannot be expanded, judged from the directory alone; "" if it can."""
     if info.flag_bits & 0x1:
         return "The file is encrypted in the archive."
-    if info.file_size == 0:
-        return "The file is empty."
-    if info.file_size > settings.MAX_UPLOAD_BYTES:
-        return f"The file is too large: {info.file_size:,} bytes (limit {settings.MAX_UPLOAD_BYTES:,})."
+    if problem := size_problem(info.file_size):
+        return problem
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > RATIO_EXEMPT_BYTES and ratio > settings.MAX_ARCHIVE_RATIO:
         return (f"Compressed {ratio:,.0f}:1 in the archive (limit {settings.MAX_ARCHIVE_RATIO}:1); "

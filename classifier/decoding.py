@@ -74,6 +74,15 @@ def _setting(name, default):
     return getattr(settings, name, default)
 
 
+def size_problem(size):
+    """Why a file of `size` bytes is refused before it is read; "" when its size is fine."""
+    if size == 0:
+        return EMPTY
+    if size > max_upload_bytes():
+        return f"The file is too large: {size:,} bytes (limit {max_upload_bytes():,})."
+    return ""
+
+
 def read_header(fileobj):
     """Identify format and size without decoding pixels; leaves fileobj at position 0."""
     try:

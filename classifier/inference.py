@@ -107,9 +107,8 @@ def keras_logits(model):
 
 
 def litert_threads():
-    """Interpreter threads: settings.CLASSIFIER_THREADS or $CLASSIFIER_THREADS, else every core."""
-    value = getattr(settings, "CLASSIFIER_THREADS", None) or os.environ.get("CLASSIFIER_THREADS")
-    return int(value) if value else (os.cpu_count() or 1)
+    """Interpreter threads: settings.CLASSIFIER_THREADS, else every core."""
+    return settings.CLASSIFIER_THREADS or os.cpu_count() or 1
 
 
 class LiteRTLogits:
@@ -117,12 +116,12 @@ class LiteRTLogits:
 
     Resizing an interpreter's input re-plans it and re-packs the weights for XNNPACK: that took
     11 % of a busy worker's time when groups ended in partial batches. So there is an interpreter
-    for batches of 1 and one for full batches (`batch_size`, or any larger size a benchmark
+    for batches of 1 and one for full batches (MAX_BATCH, or any larger size a benchmark
     asks for), and a partial batch runs as single images, which LiteRT does only ~10 % slower
     per image. Another interpreter would cost ~50-90 MB."""
 
-    def __init__(self, path, num_threads, batch_size=MAX_BATCH):
-        self.path, self.num_threads, self.batch_size = path, num_threads, batch_size
+    def __init__(self, path, num_threads):
+        self.path, self.num_threads = path, num_threads
         self.interpreters = {}
         self.lock = threading.Lock()
         self.interpreter_for(1)  # an unreadable file fails here, at load time
@@ -136,17 +135,18 @@ class LiteRTLogits:
             except Exception as exc:
                 raise ImproperlyConfigured(
                     f"The model file {self.path} is unreadable ({exc}); "
-                    "rebuild it with `python manage.py build_model --force`."
+                    f"rebuild it with `{efficientnet.BUILD_COMMAND} --force`."
                 ) from exc
-            input_index = interpreter.get_input_details()[0]["index"]
-            interpreter.resize_tensor_input(input_index, [size, *interpreter.get_input_details()[0]["shape"][1:]])
+            model_input = interpreter.get_input_details()[0]
+            input_index = model_input["index"]
+            interpreter.resize_tensor_input(input_index, [size, *model_input["shape"][1:]])
             interpreter.allocate_tensors()
             self.interpreters[size] = (interpreter, input_index, interpreter.get_output_details()[0]["index"])
         return self.interpreters[size]
 
     def __call__(self, batch):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if 1 < len(batch) < self.batch_size:
+        if 1 < len(batch) < MAX_BATCH:
             return np.concatenate([self.run(batch[i:i + 1]) for i in range(len(batch))])
         return self.run(batch)
 

@@ -99,13 +99,15 @@ class ImageQuerySet(models.QuerySet):
             status=Image.Status.QUEUED, started_at=None
         )
 
-    def stale(self, now, queue_empty):
+    def stale(self, now, queue_is_empty):
         """Images that no message will finish: claimed by a worker that vanished long ago,
-        or queued while the queue holds nothing at all (the message was lost)."""
+        or queued long ago while the queue holds nothing at all (the message was lost).
+        `queue_is_empty()` is asked only when some image has waited queued that long."""
         bound = now - timedelta(seconds=settings.STALE_AFTER_SECONDS)
         lost = Q(status=Image.Status.PROCESSING, started_at__lt=bound)
-        if queue_empty:
-            lost |= Q(status=Image.Status.QUEUED, queued_at__lt=bound)
+        waiting = Q(status=Image.Status.QUEUED, queued_at__lt=bound)
+        if self.filter(waiting).exists() and queue_is_empty():
+            lost |= waiting
         return self.filter(lost)
 
     def requeue(self, ids):
@@ -137,7 +139,6 @@ class ImageQuerySet(models.QuerySet):
                     thumbnail=thumbnail or "",
                 ):
                     finished.append((image, labels))
-            Prediction.objects.filter(image__in=[image.pk for image, _ in finished]).delete()
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
                            score=label.score)
@@ -214,7 +215,7 @@ class ImageQuerySet(models.QuerySet):
 
     def requeue_failed_or_stale(self, now=None):
         """For operators: queue the failed and the stale images among these again; returns how many."""
-        stale = Image.objects.stale(now or timezone.now(), queue_empty=True).values("pk")
+        stale = Image.objects.stale(now or timezone.now(), queue_is_empty=lambda: True).values("pk")
         ids = self.filter(Q(status=Image.Status.FAILED) | Q(pk__in=stale)).values_list("pk", flat=True)
         return requeue_and_enqueue(list(ids))
 

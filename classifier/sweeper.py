@@ -64,17 +64,20 @@ def fail_dead_letters(limit=100):
 
 
 def fail_exhausted(ids):
-    count = 0
-    for image in Image.objects.filter(id__in=ids).exclude(status__in=[Image.Status.DONE, Image.Status.FAILED]):
-        count += Image.objects.fail([image.pk], GAVE_UP.format(attempts=max(image.attempts,
-                                                                          settings.MAX_RECEIVE_COUNT)))
-    return count
+    """Fail the unfinished images among `ids`, one UPDATE per distinct reason."""
+    by_reason = {}
+    for image_id, attempts in Image.objects.filter(id__in=ids).values_list("id", "attempts"):
+        by_reason.setdefault(GAVE_UP.format(attempts=max(attempts, settings.MAX_RECEIVE_COUNT)), []).append(image_id)
+    return sum(Image.objects.fail(image_ids, reason) for reason, image_ids in by_reason.items())
+
+
+def queue_is_empty():
+    return not any(queue_depth().values())
 
 
 def sweep_stale(now):
     """Re-queue lost images once; fail those that were already re-queued."""
-    queue_empty = not any(queue_depth().values())
-    stale = list(Image.objects.stale(now, queue_empty).values_list("id", "requeues"))
+    stale = list(Image.objects.stale(now, queue_is_empty).values_list("id", "requeues"))
     again = [image_id for image_id, requeues in stale if requeues]
     first = [image_id for image_id, requeues in stale if not requeues]
     failed = Image.objects.fail(again, STALLED) if again else 0

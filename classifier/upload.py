@@ -9,11 +9,9 @@ from django.conf import settings
 from django.db import transaction
 
 from classifier.archives import NO_IMAGES, RefusedArchive, expand_archive, is_archive
-from classifier.decoding import UndecodableImage, read_header
+from classifier.decoding import UndecodableImage, read_header, size_problem
 from classifier.models import Batch, Image
 from classifier.tasks import enqueue
-
-CHUNK = 1024 * 1024
 
 
 @dataclass
@@ -48,32 +46,22 @@ def clean_filename(name):
     return name
 
 
-def sha256_of(fileobj):
-    digest = hashlib.sha256()
-    fileobj.seek(0)
-    for chunk in iter(lambda: fileobj.read(CHUNK), b""):
-        digest.update(chunk)
-    fileobj.seek(0)
-    return digest.hexdigest()
-
-
 def check_upload(upload):
-    """Cheap checks that refuse obviously bad files at once; the worker decodes the rest."""
-    if upload.size == 0:
-        raise UndecodableImage("The file is empty.")
-    if upload.size > settings.MAX_UPLOAD_BYTES:
-        raise UndecodableImage(
-            f"The file is too large: {upload.size:,} bytes (limit {settings.MAX_UPLOAD_BYTES:,})."
-        )
-    return read_header(upload.file)
+    """Cheap checks that refuse obviously bad files at once (the worker decodes the rest).
+    Returns the header and the SHA-256 of the bytes, from one read of them."""
+    if problem := size_problem(upload.size):
+        raise UndecodableImage(problem)
+    upload.file.seek(0)
+    data = upload.file.read()
+    upload.file.seek(0)
+    return read_header(data), hashlib.sha256(data).hexdigest()
 
 
-def describe_image(batch, upload, header):
+def describe_image(batch, upload, header, sha256):
     """The unsaved Image row for a checked upload (its file not stored yet)."""
     return Image(
         owner=batch.owner, batch=batch, original_name=clean_filename(upload.name), size=upload.size,
-        sha256=sha256_of(upload.file), width=header.width, height=header.height,
-        content_type=header.content_type,
+        sha256=sha256, width=header.width, height=header.height, content_type=header.content_type,
     )
 
 
@@ -83,12 +71,8 @@ def store_file(image, upload):
     return image
 
 
-def store_image(batch, upload, header):
-    return store_file(describe_image(batch, upload, header), upload)
-
-
-def checked_header(upload, refused):
-    """The upload's header, or None after adding its Refusal."""
+def checked(upload, refused):
+    """The upload's (header, sha256), or None after adding its Refusal."""
     try:
         return check_upload(upload)
     except UndecodableImage as exc:
@@ -98,16 +82,16 @@ def checked_header(upload, refused):
 
 def accept_file(batch, upload, refused):
     """The stored, unsaved Image for one upload, or None after adding its Refusal."""
-    header = checked_header(upload, refused)
-    return store_image(batch, upload, header) if header else None
+    found = checked(upload, refused)
+    return store_file(describe_image(batch, upload, *found), upload) if found else None
 
 
-def store_all(batch, checked):
-    """Stream checked uploads to S3 a few at a time, so that their round trips overlap.
-    The rows are made first, in this thread: the others never touch the database."""
-    images = [describe_image(batch, upload, header) for upload, header in checked]
+def store_all(batch, uploads):
+    """Stream checked (upload, header, sha256) to S3 a few at a time, so that their round trips
+    overlap. The rows are made first, in this thread: the others never touch the database."""
+    images = [describe_image(batch, *upload) for upload in uploads]
     with ThreadPoolExecutor(max_workers=settings.UPLOAD_STORE_THREADS) as pool:
-        return list(pool.map(store_file, images, [upload for upload, _ in checked]))
+        return list(pool.map(store_file, images, [upload for upload, _, _ in uploads]))
 
 
 def accept_archive(batch, upload, refused):
@@ -133,22 +117,20 @@ def accept_uploads(user, uploads, batch=None):
     A .zip is expanded on the server. With `batch`, accepted images join that existing batch.
     """
     result = UploadResult()
-    stored, checked = [], []
+    stored, ready = [], []
     batch = batch or Batch(owner=user)
     for upload in uploads:
         if is_archive(upload):
             stored += accept_archive(batch, upload, result.refused)
-        elif header := checked_header(upload, result.refused):
-            checked.append((upload, header))
-    stored += store_all(batch, checked)
+        elif found := checked(upload, result.refused):
+            ready.append((upload, *found))
+    stored += store_all(batch, ready)
     if not stored:
         result.batch = batch if batch.pk else None
         return result
     with transaction.atomic():
         if batch.pk is None:
             batch.save()
-        for image in stored:
-            image.batch = batch
         result.accepted = Image.objects.bulk_create(stored)
         reused = Image.objects.reuse_results(result.accepted, settings.CLASSIFIER_MODEL)
         ids = [image.pk for image in result.accepted if image.pk not in reused]

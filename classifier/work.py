@@ -1,7 +1,6 @@
 """What a worker does with claimed images: fetch from S3, decode, classify, store results."""
 import logging
 import os
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -15,6 +14,7 @@ from classifier.decoding import make_thumbnail
 from classifier.inference import MAX_BATCH, chunks, get_classifier, or_reason, read_picture, top_labels_of
 from classifier.models import Image
 from imgsite.aws import client
+from scaling.heartbeat import node_name
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +26,7 @@ DECODE_MIN_SIDE = 256
 @cache
 def worker_name():
     """The node (from the fleet that launched it) and the process, e.g. 'local-3:12345'."""
-    node = os.environ.get("WORKER_NODE") or socket.gethostname()
-    return f"{node}:{os.getpid()}"
+    return f"{node_name()}:{os.getpid()}"
 
 
 @cache

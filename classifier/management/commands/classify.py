@@ -4,7 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier.inference import MAX_BATCH, Result, classify_batch
+from classifier.inference import MAX_BATCH, Result, chunks, classify_batch
 
 
 class Command(BaseCommand):
@@ -20,8 +20,7 @@ class Command(BaseCommand):
         if top < 1:
             raise CommandError("--top must be at least 1")
         failed = 0
-        for start in range(0, len(files), MAX_BATCH):
-            chunk = files[start:start + MAX_BATCH]
+        for chunk in chunks(files, MAX_BATCH):
             for name, result in zip(chunk, classify_files(chunk, top)):
                 self.stdout.write(as_line(name, result))
                 failed += not result.ok
