@@ -12,13 +12,13 @@ import argparse
 import time
 
 import numpy as np
-from stack import RssSampler, image_report, local_stack, photo_jpegs, publish, upload_all, wait_for_results
+from stack import Sampler, image_report, local_stack, photo_jpegs, publish, upload_all, wait_for_results
 
 
 def run_load(clients, images_per_client, per_request, timeout=1800, **settings):
     files = list(photo_jpegs(clients * images_per_client, seed=2))
     with local_stack(**settings) as (url, token, env):
-        sampler = RssSampler(env["VAR_DIR"])
+        sampler = Sampler(env["VAR_DIR"])
         first_post = time.time()
         statuses, seconds, accepted = upload_all(url, token, files, clients, per_request)
         finished_in_time = wait_for_results(accepted, sampler, timeout)

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 from stack import (
-    RssSampler,
+    Sampler,
     image_report,
     local_stack,
     photo_jpegs,
@@ -66,7 +66,7 @@ def main():
     raw, raw_model_alone = raw["with_preprocessing"], raw["model_alone"]
     files = list(photo_jpegs(args.images))
     with local_stack(**settings) as (url, token, env):
-        sampler = RssSampler(env["VAR_DIR"])
+        sampler = Sampler(env["VAR_DIR"])
         sampler.sample()
         first_post = time.time()
         statuses, _, accepted = upload_all(url, token, files, args.clients, args.per_request)

@@ -4,7 +4,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from imgsite.local import free_port  # noqa: E402
+from imgsite.local import free_port, stop_process  # noqa: E402
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field")
 
@@ -96,16 +95,19 @@ def local_stack(**overrides):
         url, username = wait_for_banner(process)
         token = subprocess.run([sys.executable, "manage.py", "create_api_token", username], cwd=ROOT, env=env,
                                capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        os.environ.clear()  # this process reads the stack's database, not the caller's
-        os.environ.update(env)
-        import django
-
-        django.setup()
+        use_env(env)  # this process reads the stack's database, not the caller's
         yield url, token, env
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=300)
+        stop_process(process, timeout=300)
+
+
+def use_env(env):
+    """Make `env` this process's whole environment, then set Django up with it."""
+    os.environ.clear()
+    os.environ.update(env)
+    import django
+
+    django.setup()
 
 
 def wait_for_banner(process):
@@ -182,7 +184,7 @@ def cpu_seconds(pid, children=False):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(kid) for kid in kids)
 
 
-class RssSampler:
+class Sampler:
     """Peak RSS (VmHWM, MB) of the web tier (all gunicorn processes) and the worker fleet, and
     the CPU seconds each part of the system used (processes that exited keep their last sample)."""
 
@@ -201,18 +203,19 @@ class RssSampler:
         return totals
 
     def sample(self):
-        ours = [(pid, cmd) for pid, cmd in processes() if self.var_dir in proc_field(pid, "environ", None)]
+        ours = [(pid, role(cmd)) for pid, cmd in processes() if self.var_dir in proc_field(pid, "environ", None)]
         first = not self.cpu
-        for pid, cmd in ours:
+        rss = {"web": [], "workers": []}
+        for pid, name in ours:
             seconds = cpu_seconds(pid)
             if seconds:
                 self.cpu_start.setdefault(pid, seconds if first else 0.0)
-                self.cpu[pid] = (role(cmd), seconds)
-        web = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if role(cmd) == "web"]
-        workers = [proc_field(pid, "status", "VmHWM") for pid, cmd in ours if role(cmd) == "workers"]
-        self.peak["web"] = max(self.peak["web"], sum(web))
-        self.peak["workers"] = max(self.peak["workers"], sum(workers))
-        self.peak["one_worker"] = max([self.peak["one_worker"], *workers])
+                self.cpu[pid] = (name, seconds)
+            if name in rss:
+                rss[name].append(proc_field(pid, "status", "VmHWM"))
+        self.peak["web"] = max(self.peak["web"], sum(rss["web"]))
+        self.peak["workers"] = max(self.peak["workers"], sum(rss["workers"]))
+        self.peak["one_worker"] = max([self.peak["one_worker"], *rss["workers"]])
 
 
 def wait_for_results(expected, sampler, timeout):

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import numpy as np
-from stack import cpu_seconds, photo_jpegs, proc_field, publish, raw_model_throughput, stack_env
+from stack import cpu_seconds, photo_jpegs, proc_field, publish, raw_model_throughput, stack_env, use_env
 
 
 def fill_queue(count):
@@ -56,11 +56,7 @@ def main():
 
     env = stack_env(tempfile.mkdtemp(prefix="imgsite-bench-worker-"), CLASSIFIER_THREADS=args.threads)
     raw = raw_model_throughput(env)
-    os.environ.clear()
-    os.environ.update(env)
-    import django
-
-    django.setup()
+    use_env(env)
     from django.conf import settings
     from django.core.management import call_command
 
@@ -76,8 +72,7 @@ def main():
         list(provision())
         fill_queue(args.images)
         started = time.time()
-        worker = start_worker("bench-1", env={"CLASSIFIER_THREADS": str(args.threads)},
-                              log_path=settings.VAR_DIR / "worker.log")
+        worker = start_worker("bench-1", log_path=settings.VAR_DIR / "worker.log")
         peak_rss, samples = 0, []
         while Image.objects.filter(status__in=["queued", "processing"]).exists():
             peak_rss = max(peak_rss, proc_field(worker.pid, "status", "VmHWM"))

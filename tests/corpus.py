@@ -15,6 +15,14 @@ PHOTOS = {"chelsea": data.chelsea, "coffee": data.coffee, "astronaut": data.astr
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EXIF_ORIENTATION = 0x0112
 
+# Accepted top-1 classes of the sample photos, by WordNet id: tabby, tiger cat, Egyptian cat;
+# espresso, cup; missile, projectile.
+ACCEPTED = {
+    "chelsea": {"n02123045", "n02123159", "n02124075"},
+    "coffee": {"n07920052", "n07930864"},
+    "rocket": {"n03773504", "n04008634"},
+}
+
 # A fragment of the reason each bad file must be refused with.
 BAD_FILE_REASONS = {
     "empty.jpg": "The file is empty.",
@@ -50,6 +58,12 @@ def encode(image, format, **options):
     output = io.BytesIO()
     image.save(output, format=format, **options)
     return output.getvalue()
+
+
+def truncated_tiff():
+    """The first half of a TIFF of chelsea: its header passes the upload check, its pixels fail in the worker."""
+    data = encode(photo("chelsea"), "TIFF")
+    return data[: len(data) // 2]
 
 
 def bad_files():

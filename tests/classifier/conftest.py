@@ -3,14 +3,14 @@
 Loading TensorFlow and the model is the slow part, so each classifier is loaded
 once per session and only by the tests that ask for it.
 """
-import io
 import warnings
 
 import pytest
 from django.conf import settings
-from PIL import Image
 
 from classifier import efficientnet
+from classifier.models import Batch, Image
+from tests.corpus import photo, photo_jpeg
 
 
 @pytest.fixture(scope="session")
@@ -45,21 +45,20 @@ def configured_classifier(model_dir):
     return get_classifier()
 
 
+def make_image(user, **fields):
+    """An Image row in a batch of its own (no stored file)."""
+    batch = Batch.objects.create(owner=user)
+    return Image.objects.create(owner=user, batch=batch, file="images/x/original.jpg", original_name="x.jpg",
+                                size=10, sha256="0" * 64, **fields)
+
+
 @pytest.fixture(scope="session")
 def photos():
-    """scikit-image's test photos as PIL RGB images."""
-    from skimage import data
-
-    return {name: Image.fromarray(getattr(data, name)()).convert("RGB") for name in ("chelsea", "coffee", "astronaut")}
-
-
-def encode(image, format="PNG", **options):
-    output = io.BytesIO()
-    image.save(output, format=format, **options)
-    return output.getvalue()
+    """scikit-image's test photos as PIL RGB images (copies: corpus.photo caches its own)."""
+    return {name: photo(name).copy() for name in ("chelsea", "coffee", "astronaut")}
 
 
 @pytest.fixture(scope="session")
 def photo_files(photos):
-    """The photos encoded as files would be: {name: bytes}."""
-    return {name: encode(image, "JPEG", quality=90) for name, image in photos.items()}
+    """The photos encoded as files would be: {name: JPEG bytes}."""
+    return {name: photo_jpeg(name) for name in photos}

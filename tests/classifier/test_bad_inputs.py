@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from classifier.models import Image
 from classifier.work import classify_claimed
 from tests.conftest import wait_until
-from tests.corpus import BAD_FILE_REASONS, bad_files, encode, odd_but_valid_files, oversize_file, photo, photo_jpeg
+from tests.corpus import BAD_FILE_REASONS, bad_files, odd_but_valid_files, oversize_file, photo_jpeg, truncated_tiff
 
 pytestmark = [pytest.mark.e2e]
 
@@ -30,8 +30,7 @@ def corpus():
     files += [(name, data, "image/png" if name.endswith(".png") else "image/jpeg")
               for name, data in odd_but_valid_files().items()]
     files += [(name, photo_jpeg("coffee", max_side=200), "image/jpeg") for name in ODD_NAMES]
-    truncated_tiff = encode(photo("chelsea"), "TIFF")
-    files += [("scan.tiff", truncated_tiff[: len(truncated_tiff) // 2], "image/tiff"),
+    files += [("scan.tiff", truncated_tiff(), "image/tiff"),
               ("huge.jpg", oversize_file(settings.MAX_UPLOAD_BYTES), "image/jpeg")]
     return files
 

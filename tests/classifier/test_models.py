@@ -6,15 +6,10 @@ from django.conf import settings
 from django.utils import timezone
 
 from classifier.inference import Label
-from classifier.models import Batch, Image
+from classifier.models import Image
+from tests.classifier.conftest import make_image
 
 pytestmark = pytest.mark.django_db
-
-
-def make_image(user, **fields):
-    batch = Batch.objects.create(owner=user)
-    return Image.objects.create(owner=user, batch=batch, file="images/x/original.jpg", original_name="x.jpg",
-                                size=10, sha256="0" * 64, **fields)
 
 
 def test_it_claims_a_queued_image_once(user):

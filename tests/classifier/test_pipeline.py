@@ -11,18 +11,9 @@ from classifier.models import Image
 from classifier.sweeper import GAVE_UP, sweep
 from scaling.queue import queue_depth
 from tests.conftest import wait_until
-from tests.corpus import encode, photo, photo_jpeg
+from tests.corpus import ACCEPTED, photo_jpeg, truncated_tiff
 
 pytestmark = [pytest.mark.e2e]
-
-# Accepted top-1 classes, by WordNet id: tabby, tiger cat, Egyptian cat; espresso, cup;
-# missile, projectile.
-ACCEPTED = {
-    "chelsea": {"n02123045", "n02123159", "n02124075"},
-    "coffee": {"n07920052", "n07930864"},
-    "rocket": {"n03773504", "n04008634"},
-}
-
 
 def upload(client, files):
     response = client.post(reverse("classifier:upload"), {"files": files})
@@ -42,8 +33,7 @@ def one_message_of_photos(count=12):
 
 def broken_tiff():
     """A truncated TIFF: its header passes the upload check, its pixels fail in the worker."""
-    data = encode(photo("chelsea"), "TIFF")
-    return SimpleUploadedFile("scan.tiff", data[: len(data) // 2], "image/tiff")
+    return SimpleUploadedFile("scan.tiff", truncated_tiff(), "image/tiff")
 
 
 def final_images(count):

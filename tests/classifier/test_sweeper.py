@@ -5,20 +5,15 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import Batch, Image
+from classifier.models import Image
 from classifier.sweeper import GAVE_UP, STALLED, image_ids_in, sweep
 from classifier.tasks import classify_images
 from imgsite.aws import client, queue_url
 from scaling.queue import queue_depth
+from tests.classifier.conftest import make_image
 from tests.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def make_image(user, **fields):
-    batch = Batch.objects.create(owner=user)
-    return Image.objects.create(owner=user, batch=batch, file="images/x/original.jpg", original_name="x.jpg",
-                                size=10, sha256="0" * 64, **fields)
 
 
 def long_ago():

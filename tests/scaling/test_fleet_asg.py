@@ -13,6 +13,7 @@ from scaling.fleets.asg import AsgFleet
 from scaling.fleets.ec2 import DRAINING_TAG, tag_value
 from scaling.models import ScalingEvent, WorkerNode
 from scaling.policy import History
+from tests.scaling.conftest import ec2_state, start_worker
 
 GROUP = "test-workers"
 
@@ -49,18 +50,6 @@ def group(autoscaling, name=GROUP):
 
 def members(autoscaling, name=GROUP):
     return {member["InstanceId"]: member for member in group(autoscaling, name)["Instances"]}
-
-
-def ec2_state(ec2, node_id):
-    return ec2.describe_instances(InstanceIds=[node_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
-
-
-def start_worker(node_id, busy=False, at=None):
-    WorkerNode.report_started(node_id)
-    if busy:
-        WorkerNode.report_task(node_id, "task-1", 1)
-    if at:
-        WorkerNode.objects.filter(name=node_id).update(last_heartbeat=at)
 
 
 def test_it_lists_the_group_instances_only(fleet, clients):

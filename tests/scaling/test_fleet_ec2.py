@@ -14,6 +14,7 @@ from scaling.fleets import BOOTING, DRAINING, RUNNING
 from scaling.fleets.ec2 import DRAINING_TAG, FLEET_TAG, Ec2Fleet, tag_value
 from scaling.models import ScalingEvent, WorkerNode
 from scaling.policy import History
+from tests.scaling.conftest import describe, ec2_state, start_worker
 
 AMI = "ami-12c6146b"
 
@@ -37,27 +38,11 @@ def fleet(ec2, db):
     return Ec2Fleet(ec2=ec2)
 
 
-def describe(ec2, node_id):
-    return ec2.describe_instances(InstanceIds=[node_id])["Reservations"][0]["Instances"][0]
-
-
-def ec2_state(ec2, node_id):
-    return describe(ec2, node_id)["State"]["Name"]
-
-
 def outsider(ec2, tags=()):
     """An instance this fleet does not own: untagged, or tagged for another fleet."""
     tag_specs = [{"ResourceType": "instance", "Tags": list(tags)}] if tags else []
     return ec2.run_instances(ImageId=AMI, MinCount=1, MaxCount=1, TagSpecifications=tag_specs)["Instances"][0][
         "InstanceId"]
-
-
-def start_worker(node_id, busy=False, at=None):
-    WorkerNode.report_started(node_id)
-    if busy:
-        WorkerNode.report_task(node_id, "task-1", 1)
-    if at:
-        WorkerNode.objects.filter(name=node_id).update(last_heartbeat=at)
 
 
 def states(fleet):

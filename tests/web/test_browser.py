@@ -9,19 +9,16 @@ from django.conf import settings
 from django.db import connection
 
 from classifier.models import Image
+from tests import corpus
 from tests.browser import chromium_page
 from tests.classifier.conftest import model_dir  # noqa: F401  (the workers need the built model)
-from tests.corpus import encode, photo, photo_jpeg
+from tests.corpus import photo_jpeg, truncated_tiff
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 ARTIFACTS = Path(settings.VAR_DIR) / "artifacts"
 PASSWORD = "a long browser password"
-# Accepted top-1 classes by WordNet id, as in tests/classifier/test_pipeline.py.
-ACCEPTED = {
-    "chelsea.jpg": {"n02123045", "n02123159", "n02124075"},
-    "coffee.jpg": {"n07920052", "n07930864"},
-    "rocket.jpg": {"n03773504", "n04008634"},
-}
+# Accepted top-1 classes by WordNet id (tests/corpus.py), keyed by the uploaded file's name.
+ACCEPTED = {f"{name}.jpg": wnids for name, wnids in corpus.ACCEPTED.items()}
 FINAL = "document.querySelectorAll('.card.image[data-status=done], .card.image[data-status=failed]').length"
 WATCH_STATUSES = """() => {
   window.statusChanges = [];
@@ -41,8 +38,7 @@ def sync_browser_may_use_the_database(monkeypatch):
 def upload_files(tmp_path):
     files = {name: photo_jpeg(name.split(".")[0]) for name in ["chelsea.jpg", "coffee.jpg", "astronaut.jpg",
                                                                "rocket.jpg"]}
-    tiff = encode(photo("chelsea"), "TIFF")
-    files["scan.tiff"] = tiff[: len(tiff) // 2]  # passes the header check, fails in the worker
+    files["scan.tiff"] = truncated_tiff()  # passes the header check, fails in the worker
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     return [tmp_path / name for name in files]

@@ -41,7 +41,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
-        parser.add_argument("--max-workers", type=int, default=int(os.environ.get("AUTOSCALE_MAX_NODES", 2)))
+        parser.add_argument("--max-workers", type=int, default=settings.AUTOSCALE_MAX_NODES)
 
     def handle(self, *args, port, max_workers, **options):
         endpoint = urlsplit(settings.AWS_ENDPOINT_URL or "")
