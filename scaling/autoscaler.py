@@ -67,7 +67,7 @@ def nodes_to_retire(snapshot, count):
 def act(fleet, snapshot, target, dry_run):
     """Launch or retire towards `target`; also push along drains already under way."""
     capacity = snapshot.count(BOOTING) + snapshot.count(RUNNING)
-    actions = []
+    actions, chosen = [], []
     if target > capacity:
         launched = [] if dry_run else fleet.launch(target - capacity)
         actions.append(f"launch {target - capacity}" + (f": {', '.join(launched)}" if launched else ""))
@@ -77,11 +77,9 @@ def act(fleet, snapshot, target, dry_run):
             actions.append(f"retire {', '.join(chosen)}")
         if len(chosen) < capacity - target:
             actions.append(f"{capacity - target - len(chosen)} busy node(s) protected")
-        if chosen and not dry_run:
-            fleet.retire(chosen)
-    draining = [node.id for node in snapshot.nodes if node.state == DRAINING]
-    if draining and not dry_run:
-        fleet.retire(draining)
+    retiring = chosen + [node.id for node in snapshot.nodes if node.state == DRAINING]
+    if retiring and not dry_run:
+        fleet.retire(retiring)
     return "; ".join(actions) or "nothing"
 
 

@@ -2,8 +2,17 @@
 from datetime import timedelta
 
 from django.db import models
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
+
+
+def current_task_after(task, delta):
+    """The task a node started last: set when one starts, cleared when its last one ends."""
+    if delta > 0:
+        return Value(task)
+    if delta < 0:
+        return Case(When(running_tasks=-delta, then=Value("")), default=F("current_task"))
+    return F("current_task")
 
 
 class WorkerNodeQuerySet(models.QuerySet):
@@ -51,12 +60,10 @@ class WorkerNode(models.Model):
 
     @classmethod
     def report_task(cls, name, task, delta):
-        changes = {"running_tasks": F("running_tasks") + delta, "last_heartbeat": timezone.now()}
-        if delta > 0:
-            changes["current_task"] = task
-        cls.objects.filter(name=name).update(**changes)
-        if delta < 0:
-            cls.objects.filter(name=name, running_tasks=0).update(current_task="")
+        # current_task comes first: it must read running_tasks before this update (MySQL assigns in order).
+        cls.objects.filter(name=name).update(current_task=current_task_after(task, delta),
+                                             running_tasks=F("running_tasks") + delta,
+                                             last_heartbeat=timezone.now())
 
     @classmethod
     def report_stopped(cls, name):
@@ -64,8 +71,8 @@ class WorkerNode(models.Model):
 
     @classmethod
     def ask_to_drain(cls, names):
-        for name in names:
-            cls.objects.update_or_create(name=name, defaults={"draining": True})
+        """Flag these nodes to drain; a name with no row (its worker never reported) is skipped."""
+        cls.objects.filter(name__in=names).update(draining=True)
 
     @classmethod
     def heartbeat(cls, name):

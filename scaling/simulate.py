@@ -208,8 +208,7 @@ def simulate(trace, policy: str = "imgsite", settings: PolicySettings | None = N
         elif kind == TICK:
             settled = (not arrivals_left and not queue and not redelivering
                        and not any(n.image for n in fleet.nodes)
-                       and len(fleet.alive()) <= floor
-                       and not any(n.state == "draining" for n in fleet.nodes))
+                       and len(fleet.alive()) <= floor)
             if settled:
                 break
             if now > trace_end + sim.give_up_after:

@@ -6,6 +6,8 @@ and only a drained node, or one that hangs past the drain timeout, is terminated
 from dataclasses import dataclass
 from datetime import datetime
 
+from scaling.models import WorkerNode
+
 BOOTING = "booting"
 RUNNING = "running"
 DRAINING = "draining"
@@ -17,6 +19,19 @@ class Node:
     state: str
     launched_at: datetime
     draining_since: datetime | None = None
+
+
+def worker_rows(node_ids):
+    """The WorkerNode rows of these nodes, by name: a node has one once its worker has reported."""
+    return WorkerNode.objects.in_bulk(list(node_ids), field_name="name")
+
+
+def worker_state(node_id, rows, since):
+    """A started node is booting until its worker reports, and draining once asked to drain."""
+    row = rows.get(node_id)
+    if since or (row and row.draining):
+        return DRAINING
+    return RUNNING if row and row.stopped_at is None else BOOTING
 
 
 def get_fleet(backend, max_nodes=None):

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from imgsite.aws import client
-from scaling.fleets import BOOTING, DRAINING, Node
-from scaling.fleets.ec2 import Ec2Fleet, draining_since, worker_rows, worker_state
+from scaling.fleets import BOOTING, DRAINING, Node, worker_rows, worker_state
+from scaling.fleets.ec2 import Ec2Fleet, draining_since
 from scaling.models import WorkerNode
 
 log = logging.getLogger(__name__)
@@ -72,9 +72,8 @@ class AsgFleet(Ec2Fleet):
             state = worker_state(node_id, rows, since)
         return Node(node_id, state, instance["LaunchTime"], since)
 
-    def protect(self, busy_ids, instances=None):
+    def protect(self, busy_ids, instances):
         """Scale-in protection on busy in-service instances, off on idle ones; only changes are sent."""
-        instances = self.instances() if instances is None else instances
         changes = {True: [], False: []}
         for instance in instances:
             busy = instance["InstanceId"] in busy_ids

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from imgsite.aws import client
 from imgsite.userdata import render_user_data
-from scaling.fleets import BOOTING, DRAINING, RUNNING, Node
+from scaling.fleets import BOOTING, DRAINING, Node, worker_rows, worker_state
 from scaling.models import WorkerNode
 
 log = logging.getLogger(__name__)
@@ -32,18 +32,6 @@ def tag_value(instance, key):
 def draining_since(instance):
     value = tag_value(instance, DRAINING_TAG)
     return datetime.fromisoformat(value) if value else None
-
-
-def worker_state(node_id, rows, since):
-    """A started node is booting until its worker reports, and draining once asked to drain."""
-    row = rows.get(node_id)
-    if since or (row and row.draining):
-        return DRAINING
-    return RUNNING if row and row.stopped_at is None else BOOTING
-
-
-def worker_rows(node_ids):
-    return WorkerNode.objects.in_bulk(list(node_ids), field_name="name")
 
 
 def launch_parameters():

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from imgsite.local import start_process
-from scaling.fleets import BOOTING, DRAINING, RUNNING, Node
+from scaling.fleets import Node, worker_rows, worker_state
 from scaling.models import WorkerNode
 
 
@@ -75,17 +75,17 @@ class LocalFleet:
         tmp.replace(self.state_file)
 
     def list(self):
-        nodes = {name: info for name, info in self.load().items() if process_alive(info["pid"])}
-        self.save(nodes)
-        reporting = set(WorkerNode.objects.filter(name__in=nodes, stopped_at__isnull=True)
-                        .values_list("name", flat=True))
-        return [self.describe(name, info, reporting) for name, info in sorted(nodes.items())]
+        recorded = self.load()
+        nodes = {name: info for name, info in recorded.items() if process_alive(info["pid"])}
+        if len(nodes) < len(recorded):
+            self.save(nodes)
+        rows = worker_rows(nodes)
+        return [self.describe(name, info, rows) for name, info in sorted(nodes.items())]
 
-    def describe(self, name, info, reporting):
-        draining_since = info.get("draining_since")
-        state = DRAINING if draining_since else RUNNING if name in reporting else BOOTING
-        return Node(name, state, datetime.fromisoformat(info["launched_at"]),
-                    datetime.fromisoformat(draining_since) if draining_since else None)
+    def describe(self, name, info, rows):
+        since = info.get("draining_since")
+        since = datetime.fromisoformat(since) if since else None
+        return Node(name, worker_state(name, rows, since), datetime.fromisoformat(info["launched_at"]), since)
 
     def launch(self, count):
         nodes = self.load()

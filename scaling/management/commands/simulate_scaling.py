@@ -26,10 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("--policy", choices=[*POLICIES, "both"], default="both")
         parser.add_argument("--from-settings", action="store_true",
                             help="use the AUTOSCALE_* settings, as `autoscale` would, instead of the defaults")
-        parser.add_argument("--boot-seconds", type=float, default=70.0)
-        parser.add_argument("--seconds-per-image", type=float, default=0.5,
+        parser.add_argument("--boot-seconds", type=float, default=SimulationSettings.boot_seconds)
+        parser.add_argument("--seconds-per-image", type=float, default=SimulationSettings.seconds_per_image,
                             help="simulated service time per image")
-        parser.add_argument("--interval", type=float, default=15.0, help="seconds between decisions")
+        parser.add_argument("--interval", type=float, default=SimulationSettings.interval,
+                            help="seconds between decisions")
         parser.add_argument("--json", action="store_true", help="one JSON object per policy per line")
 
     def handle(self, *args, **options):
