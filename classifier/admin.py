@@ -91,7 +91,7 @@ class ImageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Queued → done", ordering="took")
     def latency(self, image):
-        return seconds(getattr(image, "took", image.latency))
+        return seconds(image.took)
 
     @admin.action(description="Re-queue selected failed or stale images")
     def requeue(self, request, queryset):
@@ -183,8 +183,7 @@ class BatchAdmin(ReadOnlyAdmin):
         batch.delete_with_files()
 
     def delete_queryset(self, request, queryset):
-        for batch in Batch.objects.filter(pk__in=list(queryset.values_list("pk", flat=True))):
-            batch.delete_with_files()
+        Batch.objects.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete_with_files()
 
 
 @admin.register(Prediction)

@@ -4,6 +4,7 @@ Class-based views here (unlike the pages) because DRF's generics carry the pagin
 filters and serializers that drf-spectacular reads to build the OpenAPI schema.
 """
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -155,7 +156,7 @@ class ImageList(generics.ListAPIView):
 
 
 def own_image(request, uuid):
-    image = Image.objects.owned_by(request.user).filter(uuid=uuid).prefetch_related("predictions").first()
+    image = Image.objects.owned_by(request.user).filter(uuid=uuid).first()
     if image is None:
         raise exceptions.NotFound(f"No image {uuid} among your images.")
     return image
@@ -168,7 +169,9 @@ class ImageDetail(APIView):
     @extend_schema(summary="An image: status, error, predictions, timing and presigned URLs", parameters=[ID],
                    responses={200: serializers.ImageSerializer, 404: ERRORS[404], **COMMON})
     def get(self, request, id):
-        return Response(serializers.ImageSerializer(own_image(request, id), context={"request": request}).data)
+        image = own_image(request, id)
+        prefetch_related_objects([image], "predictions")
+        return Response(serializers.ImageSerializer(image, context={"request": request}).data)
 
     @extend_schema(summary="Delete an image and its stored files", parameters=[ID],
                    responses={204: None, 404: ERRORS[404], **COMMON})

@@ -2,13 +2,13 @@
 import csv
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 
-from classifier.models import Batch
+from classifier.pages import owned_batch
 
-TOP_K = 5
+TOP_K = settings.CLASSIFIER_TOP_K  # the predictions the worker stores per image
 CSV_HEADER = ["filename", "label", "confidence"] + [
     column for rank in range(2, TOP_K + 1) for column in (f"label_{rank}", f"confidence_{rank}")
 ] + ["status", "error"]
@@ -71,11 +71,11 @@ def download(chunks, content_type, filename):
 
 @login_required
 def batch_csv(request, pk):
-    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    batch = owned_batch(request, pk)
     return download(csv_lines(batch), "text/csv; charset=utf-8", f"batch-{batch.pk}.csv")
 
 
 @login_required
 def batch_json(request, pk):
-    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    batch = owned_batch(request, pk)
     return download(json_chunks(batch), "application/json", f"batch-{batch.pk}.json")

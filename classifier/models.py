@@ -30,6 +30,12 @@ class BatchQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
 
+    def delete_with_files(self):
+        """Delete the batches, their images and (after commit) their S3 objects, in one transaction."""
+        with transaction.atomic():
+            Image.objects.filter(batch__in=self).delete_with_files()
+            return self.delete()
+
     def with_counts(self):
         """Annotate image_count and <status>_count, in the same query."""
         return self.annotate(image_count=Count("images"), **{
@@ -62,9 +68,7 @@ class Batch(models.Model):
 
     def delete_with_files(self):
         """Delete the batch, its images and their S3 objects."""
-        with transaction.atomic():
-            self.images.all().delete_with_files()
-            self.delete()
+        Batch.objects.filter(pk=self.pk).delete_with_files()
 
 
 

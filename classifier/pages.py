@@ -60,6 +60,11 @@ def upload(request):
     return redirect("classifier:batch", result.batch.pk)
 
 
+def owned_batch(request, pk):
+    """The user's batch `pk`, or 404."""
+    return get_object_or_404(Batch.objects.owned_by(request.user), pk=pk)
+
+
 def batch_images(batch):
     return batch.images.order_by("id").prefetch_related("predictions")
 
@@ -67,7 +72,7 @@ def batch_images(batch):
 @login_required
 def batch(request, pk):
     """One card per image, updated live by batch.js."""
-    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    batch = owned_batch(request, pk)
     return render(request, "classifier/batch.html", {
         "batch": batch, "images": batch_images(batch), "counts": batch.status_counts(),
         "rendered_at": timezone.now().isoformat(),
@@ -99,7 +104,7 @@ def changed_since(images, since):
 @require_GET
 def batch_status(request, pk):
     """Counts, and the images changed since the `since` timestamp of the previous answer."""
-    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    batch = owned_batch(request, pk)
     now = timezone.now()
     try:
         since = parse_datetime(request.GET.get("since", ""))
@@ -154,7 +159,7 @@ def delete_image(request, uuid):
 @login_required
 @require_POST
 def delete_batch(request, pk):
-    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    batch = owned_batch(request, pk)
     batch.delete_with_files()
     messages.success(request, f"Deleted batch {pk} and its images.")
     return redirect("classifier:batches")
@@ -163,7 +168,7 @@ def delete_batch(request, pk):
 @login_required
 @require_POST
 def retry_batch(request, pk):
-    batch = get_object_or_404(Batch, pk=pk, owner=request.user)
+    batch = owned_batch(request, pk)
     count = batch.images.all().retry_failed()
     messages.success(request, f"{count} failed image(s) queued again." if count else "No failed images to retry.")
     return redirect("classifier:batch", pk)
