@@ -1,4 +1,5 @@
 """The gallery's pages: upload, batches, one batch with live status, search, and the actions."""
+import uuid
 from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
@@ -92,6 +93,17 @@ def image_state(image):
     }
 
 
+def uuids_in(text, limit=100):
+    """The well-formed UUIDs in a comma-separated list, at most `limit`."""
+    found = []
+    for part in text.split(",")[:limit]:
+        try:
+            found.append(uuid.UUID(part.strip()))
+        except ValueError:
+            continue
+    return found
+
+
 def changed_since(images, since):
     """Images queued, claimed or finished after `since` (None: all of them)."""
     if since is None:
@@ -103,7 +115,8 @@ def changed_since(images, since):
 @login_required
 @require_GET
 def batch_status(request, pk):
-    """Counts, and the images changed since the `since` timestamp of the previous answer."""
+    """Counts, and the images changed since the `since` timestamp of the previous answer,
+    or only the images named in `ids` (comma-separated), whose thumbnail links expired."""
     batch = owned_batch(request, pk)
     now = timezone.now()
     try:
@@ -114,6 +127,8 @@ def batch_status(request, pk):
         since = timezone.make_aware(since, UTC)
     counts = batch.status_counts()
     images = changed_since(batch_images(batch), since)
+    if "ids" in request.GET:  # fresh thumbnail URLs for these cards only
+        images = images.filter(uuid__in=uuids_in(request.GET["ids"]))
     return JsonResponse({
         "now": now.isoformat(),
         "counts": counts,

@@ -128,12 +128,33 @@
     schedule();
   }
 
-  // Presigned thumbnail URLs expire; fetch fresh ones once if a late (lazy) load fails.
+  // Presigned thumbnail URLs expire; fetch fresh ones once if a late (lazy) load fails. The
+  // failures of a scroll are gathered, and only those cards are asked for, 50 per request.
+  const expired = new Set();
+  const refreshed = new Set();  // once per card: a thumbnail that fails again is broken, not expired
+  let refreshing = null;
+
+  async function refreshThumbnails() {
+    const ids = [...expired];
+    expired.clear();
+    refreshing = null;
+    for (let start = 0; start < ids.length; start += 50) {
+      try {
+        const query = "?ids=" + ids.slice(start, start + 50).join(",");
+        const response = await fetch(statusUrl + query, { headers: { Accept: "application/json" }, credentials: "same-origin" });
+        if (response.ok) (await response.json()).images.forEach(update);
+      } catch (error) { /* these cards keep a broken image until the page is reloaded */ }
+    }
+  }
+
   cards.addEventListener("error", (event) => {
     const img = event.target;
-    if (img.tagName !== "IMG" || img.dataset.expired) return;
+    const card = img.closest('[id^="image-"]');
+    if (img.tagName !== "IMG" || img.dataset.expired || !card || refreshed.has(card.id)) return;
     img.dataset.expired = "1";
-    poll(true);
+    refreshed.add(card.id);
+    expired.add(card.id.slice("image-".length));
+    refreshing = refreshing || setTimeout(refreshThumbnails, 200);
   }, true);
 
   document.addEventListener("visibilitychange", () => {

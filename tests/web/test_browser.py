@@ -155,3 +155,37 @@ def test_the_uploader_refuses_wrong_files_and_sends_the_rest_in_several_requests
         page.goto(f"{live_server.url}/images/?status=queued")
         assert page.locator(".card.image").count() == 3
         page.screenshot(path=ARTIFACTS / "images.png", full_page=True)
+
+
+def test_expired_thumbnails_are_refreshed_together_and_only_those(
+    live_server, aws, django_user_model, sync_browser_may_use_the_database,
+):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from tests.web.conftest import make_batch
+
+    dora = django_user_model.objects.create_user("dora", password=PASSWORD)
+    batch = make_batch(dora, ["done", "done", "done"], store=True)
+    for image in batch.images.all():
+        default_storage.save(image.thumbnail.name, ContentFile(photo_jpeg(max_side=64)))
+    failed_once, status_queries = set(), []
+
+    def expire_first_load(route):
+        path = route.request.url.split("?")[0]
+        if path in failed_once:
+            return route.continue_()
+        failed_once.add(path)
+        return route.abort()
+
+    with chromium_page() as page:
+        page.route("**/thumbnail.jpg*", expire_first_load)
+        page.on("request", lambda request: "status.json" in request.url and status_queries.append(request.url))
+        log_in(page, live_server.url, "dora")
+        page.goto(f"{live_server.url}/batches/{batch.pk}/")
+        page.wait_for_function("[...document.querySelectorAll('.card.image img')].length === 3 && "
+                               "[...document.querySelectorAll('.card.image img')].every((img) => img.naturalWidth > 0)",
+                               timeout=15000)
+    assert len(failed_once) == 3
+    assert len(status_queries) == 1 and "ids=" in status_queries[0]
+    assert all(str(image.uuid) in status_queries[0] for image in batch.images.all())

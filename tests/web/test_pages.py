@@ -99,6 +99,16 @@ def test_status_takes_a_naive_since_as_utc(alice, user):
     assert alice.get(reverse("classifier:batch-status", args=[batch.pk]), {"since": since}).json()["images"] == []
 
 
+def test_status_with_ids_answers_only_those_cards(alice, user):
+    batch = make_batch(user, ["done", "done", "queued"])
+    wanted = batch.images.order_by("id").first()
+    url = reverse("classifier:batch-status", args=[batch.pk])
+    data = alice.get(url, {"ids": f"{wanted.uuid},not-a-uuid"}).json()
+    assert [image["id"] for image in data["images"]] == [str(wanted.uuid)]
+    assert "thumbnail.jpg" in data["images"][0]["thumbnail"]
+    assert data["counts"]["total"] == 3
+
+
 def test_status_says_finished_when_no_image_is_open(alice, user):
     batch = make_batch(user, ["done", "failed"])
     assert alice.get(reverse("classifier:batch-status", args=[batch.pk]), {"since": "junk"}).json()["finished"]
