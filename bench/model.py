@@ -61,14 +61,15 @@ def sample_jpegs(count):
 
 
 def measure_runtime(model, runtime, seconds):
-    """Runs in the child process: load, then time predict() per batch size and classify_batch() end to end."""
+    """Runs in the child process: load, then time predict() per batch size and the pipeline end to end."""
     import django
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imgsite.settings")
     django.setup()
-    from classifier.inference import classify_batch, load_classifier
+    from classifier.inference import load_classifier
+    from classifier.pipeline import classify
 
     started = time.perf_counter()
     classifier = load_classifier(model, runtime)
@@ -84,7 +85,8 @@ def measure_runtime(model, runtime, seconds):
         rows.append({"batch": batch_size, "calls": len(durations), "median_ms": median * 1000,
                      "images_per_s": batch_size / median})
     jpegs = sample_jpegs(32)
-    durations = time_calls(lambda: classify_batch(jpegs, classifier=classifier), seconds, min_calls=3)
+    durations = time_calls(lambda: list(classify(jpegs, lambda data: data, classifier=classifier)), seconds,
+                           min_calls=3)
     return {
         "runtime": runtime,
         "model": model,

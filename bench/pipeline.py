@@ -1,7 +1,7 @@
 """End-to-end throughput on the local stack, against the raw model speed measured in the same run.
 
 Measures the raw model first, in a fresh process like a worker's with every core: the model
-alone on ready tensors, and classify_batch on decoded photos (preprocessing included). Then it
+alone on ready tensors, and the worker's pipeline on JPEGs in memory (decoding and preprocessing). Then it
 starts the local system (`manage.py runlocal`: moto, gunicorn, the autoscaler from zero local
 workers), uploads N photo JPEGs (~100 KB) through the API with concurrent clients, waits for
 every image, and reports the time from the first POST to the last result, images/s, p50/p95

@@ -18,7 +18,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from imgsite.local import free_port, stop_process  # noqa: E402
+from imgsite.processes import free_port, stop_process  # noqa: E402
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field")
 
@@ -45,11 +45,16 @@ import io, json, time, django
 import numpy as np
 django.setup()
 from PIL import Image
-from classifier.inference import MAX_BATCH, classify_batch, get_classifier
+from classifier.inference import MAX_BATCH, get_classifier
+from classifier.pipeline import classify
 from bench.stack import photo_jpegs
-pictures = [Image.open(io.BytesIO(data)).convert("RGB") for _, data in photo_jpegs({batch}, seed=1)]
+jpegs = [data for _, data in photo_jpegs({batch}, seed=1)]
 classifier = get_classifier()
-tensors = np.stack([classifier.preprocess(picture) for picture in pictures[:MAX_BATCH]])
+tensors = np.stack([classifier.preprocess(Image.open(io.BytesIO(data)).convert("RGB")) for data in jpegs[:MAX_BATCH]])
+
+def run_pipeline():
+    for _ in classify(jpegs, lambda data: data, classifier=classifier):
+        pass
 
 def rate(call, images):
     call()
@@ -59,15 +64,15 @@ def rate(call, images):
         done += images
     return done / (time.perf_counter() - start)
 
-print(json.dumps({{"with_preprocessing": rate(lambda: classify_batch(pictures), len(pictures)),
+print(json.dumps({{"with_preprocessing": rate(run_pipeline, len(jpegs)),
                   "model_alone": rate(lambda: classifier.predict(tensors), len(tensors))}}))
 """
 
 
 def raw_model_throughput(env, batch=32, seconds=10.0):
-    """Images/s of the model alone on the worker's batches of ready tensors, and of
-    classify_batch on decoded photos (preprocessing included), in a fresh process like a
-    worker's, with env's CLASSIFIER_THREADS."""
+    """Images/s of the model alone on the worker's batches of ready tensors, and of the worker's
+    pipeline on JPEG bytes in memory (decoding and preprocessing included, no S3, no database),
+    in a fresh process like a worker's, with env's CLASSIFIER_THREADS."""
     output = subprocess.run([sys.executable, "-c", RAW_MODEL.format(batch=batch, seconds=seconds)], cwd=ROOT,
                             env=env, capture_output=True, text=True, check=True).stdout
     return json.loads(output.strip().splitlines()[-1])

@@ -61,8 +61,9 @@ def main():
     from django.core.management import call_command
 
     from classifier.models import Image
-    from imgsite.local import start_moto, stop_process
-    from imgsite.provision import provision
+    from deploy.local import start_moto
+    from deploy.provision import provision
+    from imgsite.processes import stop_process
     from scaling.fleets.local import start_worker
 
     moto = start_moto(settings.AWS_ENDPOINT_URL)

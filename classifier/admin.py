@@ -2,11 +2,13 @@
 from django.contrib import admin
 from django.db.models import Case, DurationField, Exists, ExpressionWrapper, F, Max, OuterRef, When
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
-from classifier.models import FINAL_STATUSES, Batch, Image, Prediction
+from classifier import tasks
+from classifier.models import FINAL_STATUSES, Batch, Image, Prediction, delete_with_files
 
-OPERATOR_FAILED = "Marked as failed by an operator."
+OPERATOR_FAILED = ("operator", "Marked as failed by an operator.")
 
 
 def thumbnail_tag(image, width=64):
@@ -96,20 +98,20 @@ class ImageAdmin(ReadOnlyAdmin):
     @admin.action(description="Re-queue selected failed or stale images")
     def requeue(self, request, queryset):
         selected = queryset.count()
-        requeued = queryset.requeue_failed_or_stale()
+        requeued = tasks.requeue(queryset.failed_or_stale_ids(timezone.now()))
         self.message_user(request, f"Re-queued {requeued} image(s); {selected - requeued} skipped "
                                    "(done, or queued or processing for less than STALE_AFTER_SECONDS).")
 
     @admin.action(description="Mark selected images as failed")
     def mark_failed(self, request, queryset):
-        failed = Image.objects.fail(list(queryset.values_list("pk", flat=True)), OPERATOR_FAILED)
+        failed = Image.objects.fail(list(queryset.values_list("pk", flat=True)), *OPERATOR_FAILED)
         self.message_user(request, f"Marked {failed} image(s) as failed; done and failed ones were left alone.")
 
     def delete_model(self, request, image):
         image.delete_with_files()
 
     def delete_queryset(self, request, queryset):
-        Image.objects.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete_with_files()
+        delete_with_files(Image.objects.filter(pk__in=list(queryset.values_list("pk", flat=True))))
 
 
 class BatchProgressFilter(admin.SimpleListFilter):
@@ -176,14 +178,15 @@ class BatchAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Retry the failed images of selected batches")
     def retry_failed(self, request, queryset):
-        requeued = Image.objects.filter(batch__in=queryset.values("pk")).retry_failed()
+        requeued = tasks.requeue(Image.objects.filter(batch__in=queryset.values("pk")).failed_ids())
         self.message_user(request, f"Re-queued {requeued} failed image(s).")
 
     def delete_model(self, request, batch):
         batch.delete_with_files()
 
     def delete_queryset(self, request, queryset):
-        Batch.objects.filter(pk__in=list(queryset.values_list("pk", flat=True))).delete_with_files()
+        batches = Batch.objects.filter(pk__in=list(queryset.values_list("pk", flat=True)))
+        delete_with_files(Image.objects.filter(batch__in=batches), batches=batches)
 
 
 @admin.register(Prediction)

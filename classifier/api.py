@@ -15,7 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from classifier import serializers
+from classifier import serializers, tasks
 from classifier.api_conventions import PayloadTooLarge
 from classifier.models import Batch, Image
 from classifier.upload import accept_uploads, oversized_body
@@ -32,7 +32,8 @@ def refuse_large_body(request):
         )
 
 
-def own_batch(request, pk):
+def batch_or_not_found(request, pk):
+    """The user's batch `pk`, or the API's JSON 404."""
     if not 0 < pk <= MAX_ID or not (batch := Batch.objects.filter(pk=pk, owner=request.user).first()):
         raise exceptions.NotFound(f"No batch {pk} among your batches.")
     return batch
@@ -42,7 +43,7 @@ def upload_response(request, result):
     """201 with the accepted and refused files; 413 or 400 when nothing could be accepted."""
     data = {"refused": serializers.RefusalSerializer(result.refused, many=True).data}
     if not result.accepted:
-        if result.refused and all(r.reason.startswith("The file is too large") for r in result.refused):
+        if result.refused and all(refusal.code == "too_large" for refusal in result.refused):
             return Response({"detail": "Every file is over the size limit.", **data}, status=413)
         detail = "No image was accepted: see refused." if result.refused else "Attach files in the field 'images'."
         return Response({"detail": detail, **data}, status=400)
@@ -98,7 +99,7 @@ class BatchImages(LargeUploadMixin, APIView):
     @extend_schema(summary="Upload more images into one of your batches", request=UPLOAD_DOC["request"],
                    responses={**UPLOAD_DOC["responses"], 404: ERRORS[404]})
     def post(self, request, pk):
-        batch = own_batch(request, pk)
+        batch = batch_or_not_found(request, pk)
         return upload_response(request, accept_uploads(request.user, request.FILES.getlist("images"), batch=batch))
 
 
@@ -106,13 +107,13 @@ class BatchDetail(APIView):
     @extend_schema(summary="A batch: counts per status, and its images",
                    responses={200: serializers.BatchSerializer, 404: ERRORS[404], **COMMON})
     def get(self, request, pk):
-        batch = own_batch(request, pk)
+        batch = batch_or_not_found(request, pk)
         return Response(serializers.BatchSerializer(batch, context={"request": request}).data)
 
     @extend_schema(summary="Delete a batch, its images and their stored files",
                    responses={204: None, 404: ERRORS[404], **COMMON})
     def delete(self, request, pk):
-        own_batch(request, pk).delete_with_files()
+        batch_or_not_found(request, pk).delete_with_files()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -120,7 +121,7 @@ class BatchRetry(APIView):
     @extend_schema(summary="Queue the failed images of a batch again", request=None,
                    responses={200: serializers.RetryResultSerializer, 404: ERRORS[404], **COMMON})
     def post(self, request, pk):
-        requeued = own_batch(request, pk).images.all().retry_failed()
+        requeued = tasks.requeue(batch_or_not_found(request, pk).images.failed_ids())
         return Response({"requeued": requeued})
 
 
@@ -155,7 +156,8 @@ class ImageList(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
 
-def own_image(request, uuid):
+def image_or_not_found(request, uuid):
+    """The user's image `uuid`, or the API's JSON 404."""
     image = Image.objects.owned_by(request.user).filter(uuid=uuid).first()
     if image is None:
         raise exceptions.NotFound(f"No image {uuid} among your images.")
@@ -169,14 +171,14 @@ class ImageDetail(APIView):
     @extend_schema(summary="An image: status, error, predictions, timing and presigned URLs", parameters=[ID],
                    responses={200: serializers.ImageSerializer, 404: ERRORS[404], **COMMON})
     def get(self, request, id):
-        image = own_image(request, id)
+        image = image_or_not_found(request, id)
         prefetch_related_objects([image], "predictions")
         return Response(serializers.ImageSerializer(image, context={"request": request}).data)
 
     @extend_schema(summary="Delete an image and its stored files", parameters=[ID],
                    responses={204: None, 404: ERRORS[404], **COMMON})
     def delete(self, request, id):
-        own_image(request, id).delete_with_files()
+        image_or_not_found(request, id).delete_with_files()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -184,7 +186,7 @@ class ImageUrls(APIView):
     @extend_schema(summary="Fresh presigned URLs of an image's original and thumbnail", parameters=[ID],
                    responses={200: serializers.ImageUrlsSerializer, 404: ERRORS[404], **COMMON})
     def get(self, request, id):
-        image = own_image(request, id)
+        image = image_or_not_found(request, id)
         return Response({"file_url": image.file.url, "thumbnail_url": image.thumbnail_url or None,
                          "expires_in": settings.PRESIGNED_URL_EXPIRY})
 

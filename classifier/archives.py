@@ -13,25 +13,26 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 
-from classifier.decoding import size_problem
+from classifier.decoding import UndecodableImage, size_problem
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 CHUNK = 1024 * 1024
 # Small members may compress very well (a flat-colour BMP); only large ones can hurt.
 RATIO_EXEMPT_BYTES = 1024 * 1024
-NO_IMAGES = "The archive contains no usable images: put JPEG, PNG, GIF, WebP, BMP or TIFF files in the .zip."
+NO_IMAGES = ("empty_archive",
+             "The archive contains no usable images: put JPEG, PNG, GIF, WebP, BMP or TIFF files in the .zip.")
 
 
-class RefusedArchive(ValueError):
-    """The whole archive is refused; str(exc) is a reason a person can read."""
+class RefusedArchive(UndecodableImage):
+    """The whole archive is refused: `code` for programs, str(exc) for people."""
 
 
 @dataclass
 class Member:
     name: str
     file: UploadedFile | None = None
-    reason: str = ""
+    problem: UndecodableImage | None = None
 
 
 def is_archive(upload):
@@ -59,32 +60,34 @@ def check_archive(upload, archive):
     """The members worth expanding, or RefusedArchive if the archive breaks a limit."""
     if upload.size > settings.MAX_ARCHIVE_BYTES:
         raise RefusedArchive(
-            f"The archive is too large: {upload.size:,} bytes (limit {settings.MAX_ARCHIVE_BYTES:,})."
+            "too_large", f"The archive is too large: {upload.size:,} bytes (limit {settings.MAX_ARCHIVE_BYTES:,})."
         )
     members = [info for info in archive.infolist() if not is_junk(info)]
     if len(members) > settings.MAX_ARCHIVE_MEMBERS:
         raise RefusedArchive(
+            "archive_limit",
             f"The archive holds {len(members):,} files (limit {settings.MAX_ARCHIVE_MEMBERS:,}): split it."
         )
     total = sum(info.file_size for info in members)
     if total > settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES:
         raise RefusedArchive(
+            "archive_limit",
             f"The archive expands to {total:,} bytes (limit {settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES:,}): split it."
         )
     return members
 
 
 def member_problem(info):
-    """Why a member cannot be expanded, judged from the directory alone; "" if it can."""
+    """Why a member cannot be expanded (an UndecodableImage), judged from the directory alone; or None."""
     if info.flag_bits & 0x1:
-        return "The file is encrypted in the archive."
+        return UndecodableImage("encrypted", "The file is encrypted in the archive.")
     if problem := size_problem(info.file_size):
         return problem
     ratio = info.file_size / max(info.compress_size, 1)
     if info.file_size > RATIO_EXEMPT_BYTES and ratio > settings.MAX_ARCHIVE_RATIO:
-        return (f"Compressed {ratio:,.0f}:1 in the archive (limit {settings.MAX_ARCHIVE_RATIO}:1); "
-                "a photo never compresses that well.")
-    return ""
+        return UndecodableImage("archive_limit", f"Compressed {ratio:,.0f}:1 in the archive (limit "
+                                f"{settings.MAX_ARCHIVE_RATIO}:1); a photo never compresses that well.")
+    return None
 
 
 def extract(archive, info):
@@ -111,20 +114,22 @@ def expand_archive(upload):
     try:
         archive = zipfile.ZipFile(upload.file)
     except (zipfile.BadZipFile, OSError, ValueError):
-        raise RefusedArchive("The archive is corrupt or not a .zip file.") from None
+        raise RefusedArchive("truncated", "The archive is corrupt or not a .zip file.") from None
     with archive:
         for info in check_archive(upload, archive):
             name = base_name(info) or "unnamed"
             if problem := member_problem(info):
-                yield Member(name, reason=problem)
+                yield Member(name, problem=problem)
                 continue
             try:
                 temporary = extract(archive, info)
             except NotImplementedError:
-                yield Member(name, reason="The archive uses a compression method that is not supported.")
+                yield Member(name, problem=UndecodableImage(
+                    "unsupported", "The archive uses a compression method that is not supported."))
                 continue
             except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, OSError, EOFError):
-                yield Member(name, reason="The file is corrupt in the archive (bad checksum or data).")
+                yield Member(name, problem=UndecodableImage(
+                    "truncated", "The file is corrupt in the archive (bad checksum or data)."))
                 continue
             try:
                 yield Member(name, temporary)

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
@@ -25,23 +26,26 @@ UPLOAD_HINT = "upload JPEG, PNG, GIF, WebP, BMP or TIFF."
 HEIF_BRANDS = {b"heic", b"heix", b"mif1", b"msf1", b"avif"}
 EXIF_ORIENTATION = 0x0112
 QUARTER_TURNS = {5, 6, 7, 8}
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
-EMPTY = "The file is empty."
-TEXT = "Not an image: looks like HTML/text."
-TRUNCATED = "The image is truncated or corrupt."
-UNRECOGNISED = "Unrecognised image format; " + UPLOAD_HINT
-SVG = "SVG is not supported; " + UPLOAD_HINT
-PDF = "PDF is not supported; " + UPLOAD_HINT
-ZIP = "Not an image: looks like a ZIP archive (or an Office document)."
-GZIP = "Not an image: looks like a compressed (gzip) file."
-HEIF = "HEIC/AVIF is not supported; " + UPLOAD_HINT
+# Each refusal: a machine-readable code (the API maps codes to HTTP statuses) and a sentence.
+EMPTY = ("empty", "The file is empty.")
+TEXT = ("not_an_image", "Not an image: looks like HTML/text.")
+TRUNCATED = ("truncated", "The image is truncated or corrupt.")
+UNRECOGNISED = ("unsupported", "Unrecognised image format; " + UPLOAD_HINT)
+SVG = ("unsupported", "SVG is not supported; " + UPLOAD_HINT)
+PDF = ("unsupported", "PDF is not supported; " + UPLOAD_HINT)
+ZIP = ("not_an_image", "Not an image: looks like a ZIP archive (or an Office document).")
+GZIP = ("not_an_image", "Not an image: looks like a compressed (gzip) file.")
+HEIF = ("unsupported", "HEIC/AVIF is not supported; " + UPLOAD_HINT)
 BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
 class UndecodableImage(ValueError):
-    """Bad image input; str(exc) is a reason a person can read."""
+    """Bad image input: `code` for programs (e.g. "truncated"), str(exc) for people."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -56,31 +60,20 @@ class ImageHeader:
 
 def max_image_pixels():
     """The pixel cap: settings.MAX_IMAGE_PIXELS, tightened by Pillow's own limit if lower."""
-    limit = _setting("MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS)
+    limit = settings.MAX_IMAGE_PIXELS
     if Image.MAX_IMAGE_PIXELS:
         limit = min(limit, Image.MAX_IMAGE_PIXELS)
     return limit
 
 
-def max_upload_bytes():
-    return _setting("MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES)
-
-
-def _setting(name, default):
-    from django.conf import settings
-
-    if not settings.configured:
-        return default
-    return getattr(settings, name, default)
-
-
 def size_problem(size):
-    """Why a file of `size` bytes is refused before it is read; "" when its size is fine."""
+    """Why a file of `size` bytes is refused before it is read (an UndecodableImage), or None."""
     if size == 0:
-        return EMPTY
-    if size > max_upload_bytes():
-        return f"The file is too large: {size:,} bytes (limit {max_upload_bytes():,})."
-    return ""
+        return UndecodableImage(*EMPTY)
+    if size > settings.MAX_UPLOAD_BYTES:
+        return UndecodableImage("too_large", f"The file is too large: {size:,} bytes "
+                                             f"(limit {settings.MAX_UPLOAD_BYTES:,}).")
+    return None
 
 
 def read_header(fileobj):
@@ -102,8 +95,9 @@ def open_image(source, min_side=None):
     """Fully decode bytes, a file, a path or a PIL image to an upright 8-bit RGB image.
 
     With `min_side`, a JPEG is decoded at the smallest DCT scale (1/2, 1/4 or 1/8) that keeps
-    both sides at least `min_side` pixels: a 12-megapixel photo needed as a 224-pixel model
-    input and a 256-pixel thumbnail decodes 8× smaller, several times faster."""
+    both sides at least `min_side` pixels, several times faster for a camera photo. The result's
+    info["full_size"] is the upright size a full decode would have, so that a model input can
+    be cut from the reduced picture exactly where it would be cut from the full one."""
     with _pillow_errors():
         if isinstance(source, Image.Image):
             image = source
@@ -113,16 +107,18 @@ def open_image(source, min_side=None):
         # Pillow's default, but it is process-wide: make sure nobody turned it on.
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         image.seek(0)
+        full_size = _upright_size(image)
         if min_side and image.format in ("JPEG", "MPO"):
             image.draft(image.mode, (min_side, min_side))
         image.load()
-        image = _upright(image)
-        return to_rgb(image)
+        picture = to_rgb(_upright(image))
+        picture.info["full_size"] = full_size
+        return picture
 
 
 def make_thumbnail(image, size=256):
     """A JPEG thumbnail whose longest side is at most `size`, aspect kept. Bicubic (antialiased,
-    like every Pillow downscale) costs 60% of Lanczos, and looks the same at this size."""
+    like every Pillow downscale) is cheaper than Lanczos, and looks the same at this size."""
     image = image.convert("RGB") if image.mode != "RGB" else image
     scale = min(1.0, size / max(image.size))
     thumbnail = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
@@ -161,8 +157,8 @@ def _upright_size(image):
     """Width and height as displayed, i.e. after the EXIF orientation is applied."""
     try:
         orientation = image.getexif().get(EXIF_ORIENTATION)
-    except Exception:
-        logger.info("Ignoring unreadable EXIF", exc_info=True)
+    except Exception as error:
+        logger.info("Ignoring unreadable EXIF: %s", error)
         orientation = None
     if orientation in QUARTER_TURNS:
         return image.height, image.width
@@ -172,15 +168,15 @@ def _upright_size(image):
 def _upright(image):
     try:
         return ImageOps.exif_transpose(image)
-    except Exception:
+    except Exception as error:
         # Broken EXIF should not cost us an otherwise good picture.
-        logger.info("Ignoring unreadable EXIF orientation", exc_info=True)
+        logger.info("Ignoring unreadable EXIF orientation: %s", error)
         return image
 
 
 def _read_bytes(source):
     """The whole input as bytes, refusing empty and oversized files."""
-    limit = max_upload_bytes()
+    limit = settings.MAX_UPLOAD_BYTES
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
     elif isinstance(source, (str, Path)):
@@ -191,14 +187,14 @@ def _read_bytes(source):
             source.seek(0)
         data = source.read(limit + 1)
     if not data:
-        raise UndecodableImage(EMPTY)
+        raise UndecodableImage(*EMPTY)
     if len(data) > limit:
-        raise UndecodableImage(f"The file is too large (limit {limit:,} bytes).")
+        raise UndecodableImage("too_large", f"The file is too large (limit {limit:,} bytes).")
     return data
 
 
 def sniff(data):
-    """A specific reason if the first bytes show a known non-image, else None."""
+    """(code, reason) if the first bytes show a known non-image, else None."""
     head = data[:1024]
     if head.startswith(b"%PDF"):
         return PDF
@@ -229,9 +225,9 @@ def _looks_like_text(head):
 
 def _open_checked(data):
     """Image.open restricted to accepted formats, with the pixel cap checked before decoding."""
-    reason = sniff(data)
-    if reason:
-        raise UndecodableImage(reason)
+    problem = sniff(data)
+    if problem:
+        raise UndecodableImage(*problem)
     image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
     _check_pixels(image.width, image.height)
     return image
@@ -240,9 +236,7 @@ def _open_checked(data):
 def _check_pixels(width, height):
     limit = max_image_pixels()
     if width * height > limit:
-        raise UndecodableImage(
-            f"The image is too large: {width}×{height} pixels (limit {limit:,})."
-        )
+        raise UndecodableImage("too_many_pixels", f"The image is too large: {width}×{height} pixels (limit {limit:,}).")
 
 
 def _format_name(image):
@@ -261,7 +255,7 @@ def _check_complete(format, data):
     elif format == "WEBP":
         complete = int.from_bytes(data[4:8], "little") + 8 <= len(data)
     if not complete:
-        raise UndecodableImage(TRUNCATED)
+        raise UndecodableImage(*TRUNCATED)
 
 
 def _jpeg_has_end(data):
@@ -293,17 +287,17 @@ def _pillow_errors():
         except UndecodableImage:
             raise
         except Exception as error:
-            logger.info("Undecodable image", exc_info=True)
-            raise UndecodableImage(_reason(error)) from error
+            logger.info("Undecodable image: %s", error)
+            raise UndecodableImage(*_problem(error)) from error
 
 
-def _reason(error):
+def _problem(error):
     if isinstance(error, BOMB_ERRORS):
-        return _bomb_reason(str(error))
+        return "too_many_pixels", _bomb_reason(str(error))
     if isinstance(error, UnidentifiedImageError):
         return UNRECOGNISED
     if isinstance(error, MemoryError):
-        return "The image is too large to decode."
+        return "too_many_pixels", "The image is too large to decode."
     return TRUNCATED
 
 

@@ -30,11 +30,17 @@ BUILD_COMMAND = "python manage.py build_model"
 
 
 def preprocess(image):
-    """The TF eval pipeline: centre crop 224/256 of the short side, bicubic 224x224, (x-127)/128."""
-    width, height = image.size
+    """The TF eval pipeline: centre crop 224/256 of the short side, bicubic 224x224, (x-127)/128.
+
+    The crop is placed on the full-size picture (image.info["full_size"], when a JPEG was
+    decoded at a reduced scale) and mapped onto this one, so both give nearly the same input."""
+    width, height = image.info.get("full_size", image.size)
     crop = max(1, int(IMAGE_SIZE / (IMAGE_SIZE + CROP_PADDING) * min(width, height)))
     left, top = (width - crop + 1) // 2, (height - crop + 1) // 2
-    resized = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC, box=(left, top, left + crop, top + crop))
+    # A 1/s-scale DCT decode maps the full picture's pixel edge x to x/s.
+    scale = max(1, round(width / image.width))
+    box = (left / scale, top / scale, (left + crop) / scale, (top + crop) / scale)
+    resized = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC, box=box)
     return (np.asarray(resized, dtype=np.float32) - 127.0) / 128.0
 
 

@@ -6,12 +6,13 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import StreamingHttpResponse
 
-from classifier.pages import owned_batch
+from classifier.views import batch_or_404
 
 TOP_K = settings.CLASSIFIER_TOP_K  # the predictions the worker stores per image
-CSV_HEADER = ["filename", "label", "confidence"] + [
-    column for rank in range(2, TOP_K + 1) for column in (f"label_{rank}", f"confidence_{rank}")
-] + ["status", "error"]
+# The API's field names: name, label and score (then label_2, score_2, …), status, error_code, error.
+CSV_HEADER = ["name", "label", "score"] + [
+    column for rank in range(2, TOP_K + 1) for column in (f"label_{rank}", f"score_{rank}")
+] + ["status", "error_code", "error"]
 # A cell starting with one of these is a formula to a spreadsheet; user-chosen names must not be.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -33,7 +34,7 @@ def csv_row(image):
             cells += [predictions[rank].label, f"{predictions[rank].score:.4f}"]
         else:
             cells += ["", ""]
-    return cells + [image.status, safe_cell(image.error)]
+    return cells + [image.status, image.error_code, safe_cell(image.error)]
 
 
 class Echo:
@@ -55,8 +56,8 @@ def json_chunks(batch):
     yield json.dumps({"batch": batch.pk, "created_at": batch.created_at.isoformat()})[:-1] + ', "images": ['
     for number, image in enumerate(images_of(batch)):
         yield ("," if number else "") + json.dumps({
-            "id": str(image.uuid), "filename": image.original_name, "status": image.status,
-            "error": image.error, "model": image.model_name,
+            "id": str(image.uuid), "name": image.original_name, "status": image.status,
+            "error_code": image.error_code, "error": image.error, "model": image.model_name,
             "predictions": [{"rank": p.rank, "label": p.label, "index": p.class_index, "wnid": p.wnid,
                              "score": p.score} for p in image.predictions.all()],
         })
@@ -71,11 +72,11 @@ def download(chunks, content_type, filename):
 
 @login_required
 def batch_csv(request, pk):
-    batch = owned_batch(request, pk)
+    batch = batch_or_404(request, pk)
     return download(csv_lines(batch), "text/csv; charset=utf-8", f"batch-{batch.pk}.csv")
 
 
 @login_required
 def batch_json(request, pk):
-    batch = owned_batch(request, pk)
+    batch = batch_or_404(request, pk)
     return download(json_chunks(batch), "application/json", f"batch-{batch.pk}.json")

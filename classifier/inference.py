@@ -1,7 +1,8 @@
-"""Classify images: one model per process, chosen by settings, loaded lazily, called per batch.
+"""The model: one per process, chosen by settings, loaded lazily, called on a batch of inputs.
 
 TensorFlow is only imported once `get_classifier()` (or `load_classifier()`) runs,
-so the web process can import this module for free.
+so the web process can import this module for free. Turning files into model inputs is
+classifier.pipeline's job.
 """
 import logging
 import os
@@ -9,20 +10,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from itertools import islice
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from classifier import efficientnet, resnet
-from classifier.decoding import UndecodableImage, open_image
 from classifier.labels import imagenet_labels
 
 log = logging.getLogger(__name__)
 
-# Images per model call. On this machine LiteRT runs batches of 4 and 8 at the same speed within
-# the run-to-run noise (bench/model.py), and a batch of 4 needs ~27 MB less of activations per worker.
+# Images per model call: LiteRT runs batches of 4 about as fast as larger ones, with fewer
+# activations in memory (bench/README.md).
 MAX_BATCH = 4
 RUNTIMES = ("keras", "litert")
 
@@ -33,16 +32,6 @@ class Label:
     wnid: str
     label: str
     score: float
-
-
-@dataclass(frozen=True)
-class Result:
-    labels: tuple[Label, ...] = ()
-    error: str = ""  # readable reason when the image could not be classified
-
-    @property
-    def ok(self) -> bool:
-        return not self.error
 
 
 @dataclass(frozen=True)
@@ -114,11 +103,11 @@ def litert_threads():
 class LiteRTLogits:
     """LiteRT interpreters, one per batch size in use; one call at a time.
 
-    Resizing an interpreter's input re-plans it and re-packs the weights for XNNPACK: that took
-    11 % of a busy worker's time when groups ended in partial batches. So there is an interpreter
-    for batches of 1 and one for full batches (MAX_BATCH, or any larger size a benchmark
-    asks for), and a partial batch runs as single images, which LiteRT does only ~10 % slower
-    per image. Another interpreter would cost ~50-90 MB."""
+    Resizing an interpreter's input re-plans it and re-packs the weights for XNNPACK, a real
+    share of a busy worker's time when groups end in partial batches. So there is an interpreter
+    for batches of 1 and one for full batches (MAX_BATCH, or any larger size a benchmark asks
+    for), and a partial batch runs as single images, which LiteRT does nearly as fast per image;
+    each further interpreter costs tens of MB (bench/README.md)."""
 
     def __init__(self, path, num_threads):
         self.path, self.num_threads = path, num_threads
@@ -186,49 +175,6 @@ def top_labels(probabilities, top_k):
     return tuple(Label(int(i), names[i][0], names[i][1], float(probabilities[i])) for i in best)
 
 
-def or_reason(call, *args):
-    """call(*args), or a reason a person can read when the image turns out undecodable or unreadable."""
-    try:
-        return call(*args)
-    except UndecodableImage as exc:
-        return str(exc)
-    except (OSError, ValueError) as exc:
-        log.warning("could not prepare an image", exc_info=True)
-        return f"The image could not be read ({exc})."
-
-
-def read_picture(source, min_side=None):
-    """The decoded, upright RGB picture, or a reason a person can read why there is none."""
-    return or_reason(open_image, source, min_side)
-
-
-def prepare(classifier, source):
-    """The model input for one source, or a readable reason why there is none."""
-    picture = read_picture(source)
-    return picture if isinstance(picture, str) else or_reason(classifier.preprocess, picture)
-
-
 def top_labels_of(classifier, arrays, top_k):
     """The top-k labels of each model input, in one model call."""
     return [top_labels(row, top_k) for row in classifier.predict(np.stack(arrays))] if arrays else []
-
-
-def classify_chunk(classifier, sources, top_k):
-    prepared = [prepare(classifier, source) for source in sources]
-    labels = iter(top_labels_of(classifier, [item for item in prepared if isinstance(item, np.ndarray)], top_k))
-    return [Result(labels=next(labels)) if isinstance(item, np.ndarray) else Result(error=item) for item in prepared]
-
-
-def chunks(items, size):
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def classify_batch(sources, top_k=5, *, classifier=None):
-    """One Result per source (bytes, file object, path or PIL image), in order; one model call per MAX_BATCH."""
-    classifier = classifier or get_classifier()
-    results = []
-    for chunk in chunks(sources, MAX_BATCH):
-        results.extend(classify_chunk(classifier, chunk, top_k))
-    return results

@@ -1,9 +1,6 @@
 """Batches of uploaded images, their classification status and their predictions."""
-import logging
-import posixpath
 import uuid
 from datetime import timedelta
-from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -11,15 +8,15 @@ from django.db import models, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-log = logging.getLogger(__name__)
 FINAL_STATUSES = ("done", "failed")
+# The stored original's extension, from the type found by reading the file: never from its name.
+EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
+              "image/bmp": ".bmp", "image/tiff": ".tif"}
 
 
 def image_key(instance, filename):
-    """An S3 key from a UUID; the user's filename only contributes a sanitised extension."""
-    suffix = PurePosixPath(filename).suffix.lower()
-    suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 6 else ""
-    return f"images/{instance.uuid}/original{suffix}"
+    """The original's S3 key: a UUID, and the extension of the detected format."""
+    return f"images/{instance.uuid}/original{EXTENSIONS.get(instance.content_type, '')}"
 
 
 def thumbnail_key(instance, filename):
@@ -29,12 +26,6 @@ def thumbnail_key(instance, filename):
 class BatchQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(owner=user)
-
-    def delete_with_files(self):
-        """Delete the batches, their images and (after commit) their S3 objects, in one transaction."""
-        with transaction.atomic():
-            Image.objects.filter(batch__in=self).delete_with_files()
-            return self.delete()
 
     def with_counts(self):
         """Annotate image_count and <status>_count, in the same query."""
@@ -68,8 +59,7 @@ class Batch(models.Model):
 
     def delete_with_files(self):
         """Delete the batch, its images and their S3 objects."""
-        Batch.objects.filter(pk=self.pk).delete_with_files()
-
+        delete_with_files(self.images.all(), batches=Batch.objects.filter(pk=self.pk))
 
 
 class ImageQuerySet(models.QuerySet):
@@ -93,15 +83,17 @@ class ImageQuerySet(models.QuerySet):
         now = timezone.now()
         self.filter(id__in=ids).claimable(now).update(
             status=Image.Status.PROCESSING, started_at=now, worker=worker, attempts=F("attempts") + 1,
-            error="",
+            error="", error_code="",
         )
         return list(self.filter(id__in=ids, status=Image.Status.PROCESSING, worker=worker, started_at=now))
 
+    def claimed_by(self, worker):
+        """The images `worker` is processing: every worker-side transition is conditioned on it."""
+        return self.filter(status=Image.Status.PROCESSING, worker=worker)
+
     def release(self, ids, worker):
         """Give claimed images back to the queue, e.g. before a transient-error retry."""
-        return self.filter(id__in=ids, status=Image.Status.PROCESSING, worker=worker).update(
-            status=Image.Status.QUEUED, started_at=None
-        )
+        return self.filter(id__in=ids).claimed_by(worker).update(status=Image.Status.QUEUED, started_at=None)
 
     def stale(self, now, queue_is_empty):
         """Images that no message will finish: claimed by a worker that vanished long ago,
@@ -115,40 +107,44 @@ class ImageQuerySet(models.QuerySet):
         return self.filter(lost)
 
     def requeue(self, ids):
-        """Put images back in the queue, with a fresh message; returns the ids re-queued."""
-        self.filter(id__in=ids).exclude(status=Image.Status.DONE).update(
-            status=Image.Status.QUEUED, queued_at=timezone.now(), started_at=None, error="",
+        """Put the unfinished or failed images among `ids` back in the queue; returns their ids.
+        The caller sends their messages (classifier.tasks.requeue)."""
+        ids = list(self.filter(id__in=ids).exclude(status=Image.Status.DONE).values_list("pk", flat=True))
+        self.filter(id__in=ids).update(
+            status=Image.Status.QUEUED, queued_at=timezone.now(), started_at=None, error="", error_code="",
             requeues=F("requeues") + 1,
         )
         return ids
 
-    def fail(self, ids, reason):
-        """Fail the unfinished images among `ids` with a reason a person can read."""
-        return self.filter(id__in=ids).exclude(status__in=[Image.Status.DONE, Image.Status.FAILED]).update(
-            status=Image.Status.FAILED, error=reason[:1000], finished_at=timezone.now()
+    def fail(self, ids, code, reason):
+        """Fail the unfinished images among `ids` (for the sweeper and operators); returns how many."""
+        return self.filter(id__in=ids).exclude(status__in=FINAL_STATUSES).update(
+            status=Image.Status.FAILED, error_code=code, error=reason[:1000], finished_at=timezone.now()
         )
 
     def finish(self, outcomes, model_name):
-        """Mark claimed images done with their labels, in one transaction; returns how many.
+        """Record a worker's results in one transaction; returns how many images ended done.
 
-        `outcomes` holds (image, labels, thumbnail key). An image whose claim was taken over
-        (its worker field changed) is skipped: only the worker that claimed it may finish it.
+        `outcomes` holds (image, labels, thumbnail key, error code, reason): labels for a done
+        image, a code and a reason for a failed one. An image whose claim was taken over (its
+        worker field changed) is skipped: only the worker that claimed it may finish it.
         """
         now = timezone.now()
-        finished = []
+        done = []
         with transaction.atomic():
-            for image, labels, thumbnail in outcomes:
-                if self.filter(pk=image.pk, status=Image.Status.PROCESSING, worker=image.worker).update(
-                    status=Image.Status.DONE, error="", finished_at=now, model_name=model_name,
-                    thumbnail=thumbnail or "",
-                ):
-                    finished.append((image, labels))
+            for image, labels, thumbnail, code, reason in outcomes:
+                mine = Image.objects.filter(pk=image.pk).claimed_by(image.worker)
+                if code:
+                    mine.update(status=Image.Status.FAILED, error_code=code, error=reason[:1000], finished_at=now)
+                elif mine.update(status=Image.Status.DONE, error="", error_code="", finished_at=now,
+                                 model_name=model_name, thumbnail=thumbnail or ""):
+                    done.append((image, labels))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
                            score=label.score)
-                for image, labels in finished for rank, label in enumerate(labels, start=1)
+                for image, labels in done for rank, label in enumerate(labels, start=1)
             )
-        return len(finished)
+        return len(done)
 
     def reuse_results(self, images, model_name):
         """Finish at once each new image whose owner already has the same bytes (same SHA-256)
@@ -180,29 +176,6 @@ class ImageQuerySet(models.QuerySet):
         )
         return {image.pk for image, _ in reused}
 
-    def open_count(self):
-        """Images not yet finished: the work the queue's messages stand for."""
-        return self.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING]).count()
-
-    def recent_seconds_per_image(self, now, window=timedelta(minutes=10), limit=2000):
-        """Mean worker time per image lately. Images classified together share one claim
-        (worker, started_at); a worker's groups may overlap (two tasks in threads), so its time
-        is the union of its groups' spans, divided among their images. Images that no worker
-        classified (results reused at upload) do not count."""
-        rows = self.filter(status=Image.Status.DONE, finished_at__gte=now - window,
-                           started_at__isnull=False).exclude(worker="")
-        groups = {}
-        for worker, started, finished in rows.values_list("worker", "started_at", "finished_at")[:limit]:
-            end, count = groups.get((worker, started), (started, 0))
-            groups[(worker, started)] = (max(end, finished), count + 1)
-        if not groups:
-            return None
-        spans = {}
-        for (worker, started), (end, _) in groups.items():
-            spans.setdefault(worker, []).append((started, end))
-        seconds = sum(busy_seconds(worker_spans) for worker_spans in spans.values())
-        return max(seconds / sum(count for _, count in groups.values()), 0.001)
-
     def search_label(self, text):
         """Images whose top label contains `text`, e.g. "tabby"."""
         return self.filter(predictions__rank=1, predictions__label__icontains=text.strip())
@@ -213,25 +186,20 @@ class ImageQuerySet(models.QuerySet):
         return self.annotate(top_label=Subquery(top.values("label")[:1]),
                              top_score=Subquery(top.values("score")[:1]))
 
-    def retry_failed(self):
-        """Queue the failed images among these again; returns how many."""
-        return requeue_and_enqueue(list(self.filter(status=Image.Status.FAILED).values_list("pk", flat=True)))
+    def failed_ids(self):
+        return list(self.filter(status=Image.Status.FAILED).values_list("pk", flat=True))
 
-    def requeue_failed_or_stale(self, now=None):
-        """For operators: queue the failed and the stale images among these again; returns how many."""
-        stale = Image.objects.stale(now or timezone.now(), queue_is_empty=lambda: True).values("pk")
-        ids = self.filter(Q(status=Image.Status.FAILED) | Q(pk__in=stale)).values_list("pk", flat=True)
-        return requeue_and_enqueue(list(ids))
+    def failed_or_stale_ids(self, now):
+        """For operators: the failed images among these, and the stale ones (whatever the queue holds)."""
+        stale = Image.objects.stale(now, queue_is_empty=lambda: True).values("pk")
+        return list(self.filter(Q(status=Image.Status.FAILED) | Q(pk__in=stale)).values_list("pk", flat=True))
 
-    def delete_with_files(self):
-        """Delete the rows, then (after commit) their originals and thumbnails in S3; a thumbnail
-        that a reused result shares with a remaining image stays."""
-        with transaction.atomic():
-            names = {name for pair in self.values_list("file", "thumbnail") for name in pair if name}
-            deleted, _ = self.delete()
-            names -= set(Image.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True))
-            transaction.on_commit(lambda: delete_stored_files(sorted(names)))
-        return deleted
+    def delete_listing_files(self):
+        """Delete the rows; returns the stored names no remaining image uses (a thumbnail that a
+        reused result shares with a remaining image stays). The caller deletes those objects."""
+        names = {name for pair in self.values_list("file", "thumbnail") for name in pair if name}
+        deleted, _ = self.delete()
+        return deleted, names - set(Image.objects.filter(thumbnail__in=names).values_list("thumbnail", flat=True))
 
 
 class Image(models.Model):
@@ -260,6 +228,8 @@ class Image(models.Model):
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED,
                               help_text="queued → processing → done, or failed with a reason.")
     error = models.TextField(blank=True, help_text="Why the image failed, in words a person can read.")
+    error_code = models.CharField(max_length=30, blank=True,
+                                  help_text="Why the image failed, as a machine-readable code, e.g. truncated.")
     attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
     requeues = models.PositiveSmallIntegerField(default=0, help_text="How many times the sweeper re-queued it.")
     queued_at = models.DateTimeField(default=timezone.now, help_text="When the image was queued (or re-queued).")
@@ -292,13 +262,6 @@ class Image(models.Model):
         predictions = list(self.predictions.all())
         return predictions[0] if predictions else None
 
-    def mark_done(self, labels, model_name, thumbnail=None):
-        """Record the top-k labels; only the worker that claimed the image may finish it."""
-        return bool(Image.objects.finish([(self, labels, thumbnail)], model_name))
-
-    def mark_failed(self, reason):
-        return Image.objects.fail([self.pk], reason)
-
     @property
     def is_final(self):
         return self.status in FINAL_STATUSES
@@ -314,7 +277,7 @@ class Image(models.Model):
         return self.thumbnail.url if self.thumbnail else ""
 
     def delete_with_files(self):
-        Image.objects.filter(pk=self.pk).delete_with_files()
+        delete_with_files(Image.objects.filter(pk=self.pk))
 
 
 class Prediction(models.Model):
@@ -335,45 +298,12 @@ class Prediction(models.Model):
         return f"{self.label} ({self.score:.1%})"
 
 
-def busy_seconds(spans):
-    """Seconds covered by the union of (start, end) datetime spans."""
-    total, reach = 0.0, None
-    for start, end in sorted(spans):
-        if reach is None or start > reach:
-            total += (end - start).total_seconds()
-            reach = end
-        elif end > reach:
-            total += (end - reach).total_seconds()
-            reach = end
-    return total
-
-
-def requeue_and_enqueue(ids):
-    """Re-queue the images and send their messages once the transaction commits. A duplicate
-    message is harmless: the claim is conditional, so no image is classified twice."""
-    if not ids:
-        return 0
-    from classifier.tasks import enqueue
-
+def delete_with_files(images, batches=None):
+    """Delete the images' rows (and the `batches`, if given) in one transaction, then, once it
+    commits, the images' objects in S3."""
     with transaction.atomic():
-        Image.objects.requeue(ids)
-        transaction.on_commit(lambda: enqueue(ids))
-    return len(ids)
-
-
-def delete_stored_files(names):
-    """Delete objects from the default storage, 1,000 keys per S3 call; errors are logged, not raised."""
-    bucket = getattr(default_storage, "bucket", None)
-    try:
-        if bucket is None:
-            for name in names:
-                default_storage.delete(name)
-            return
-        location = getattr(default_storage, "location", "")
-        keys = [posixpath.join(location, name) if location else name for name in names]
-        for start in range(0, len(keys), 1000):
-            objects = [{"Key": key} for key in keys[start:start + 1000]]
-            bucket.delete_objects(Delete={"Objects": objects, "Quiet": True})
-    except Exception:
-        # The rows are gone already; leftover objects cost storage, not correctness.
-        log.exception("could not delete %d stored files", len(names))
+        deleted, names = images.delete_listing_files()
+        if batches is not None:
+            batches.delete()
+        transaction.on_commit(lambda: default_storage.delete_many(names))
+    return deleted

@@ -59,7 +59,7 @@ class ImageSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Image
-        fields = ["id", "name", "status", "error", "batch", "label", "score", "url", "thumbnail_url"]
+        fields = ["id", "name", "status", "error_code", "error", "batch", "label", "score", "url", "thumbnail_url"]
 
     def top(self, image):
         if hasattr(image, "top_label"):
@@ -175,7 +175,9 @@ class AcceptedImageSerializer(ImageSummarySerializer):
 
 class RefusalSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="The refused file's name.")
-    error = serializers.CharField(source="reason", help_text="Why it was refused.")
+    error_code = serializers.CharField(source="code", help_text="Why it was refused, for programs: e.g. too_large, "
+                                                                "empty, unsupported, not_an_image, truncated.")
+    error = serializers.CharField(source="reason", help_text="Why it was refused, for people.")
 
 
 class UploadResultSerializer(serializers.Serializer):

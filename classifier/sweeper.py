@@ -12,14 +12,15 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import Image, requeue_and_enqueue
+from classifier.models import Image
+from classifier.tasks import requeue
 from imgsite.aws import client, queue_url
-from scaling.queue import queue_depth
+from imgsite.queue import queue_depth
 
 log = logging.getLogger(__name__)
 
-GAVE_UP = "Gave up after {attempts} attempts: the worker crashed or timed out every time."
-STALLED = "Stalled twice without finishing; gave up."
+GAVE_UP = ("gave_up", "Gave up after {attempts} attempts: the worker crashed or timed out every time.")
+STALLED = ("stalled", "Stalled twice without finishing; gave up.")
 
 
 @dataclass
@@ -67,8 +68,9 @@ def fail_exhausted(ids):
     """Fail the unfinished images among `ids`, one UPDATE per distinct reason."""
     by_reason = {}
     for image_id, attempts in Image.objects.filter(id__in=ids).values_list("id", "attempts"):
-        by_reason.setdefault(GAVE_UP.format(attempts=max(attempts, settings.MAX_RECEIVE_COUNT)), []).append(image_id)
-    return sum(Image.objects.fail(image_ids, reason) for reason, image_ids in by_reason.items())
+        reason = GAVE_UP[1].format(attempts=max(attempts, settings.MAX_RECEIVE_COUNT))
+        by_reason.setdefault(reason, []).append(image_id)
+    return sum(Image.objects.fail(image_ids, GAVE_UP[0], reason) for reason, image_ids in by_reason.items())
 
 
 def queue_is_empty():
@@ -80,8 +82,8 @@ def sweep_stale(now):
     stale = list(Image.objects.stale(now, queue_is_empty).values_list("id", "requeues"))
     again = [image_id for image_id, requeues in stale if requeues]
     first = [image_id for image_id, requeues in stale if not requeues]
-    failed = Image.objects.fail(again, STALLED) if again else 0
-    return requeue_and_enqueue(first), failed
+    failed = Image.objects.fail(again, *STALLED) if again else 0
+    return requeue(first), failed
 
 
 def sweep(now=None):

@@ -6,18 +6,26 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 
 from classifier.archives import NO_IMAGES, RefusedArchive, expand_archive, is_archive
 from classifier.decoding import UndecodableImage, read_header, size_problem
-from classifier.models import Batch, Image
+from classifier.models import Batch, Image, image_key
 from classifier.tasks import enqueue
 
 
 @dataclass
 class Refusal:
+    """A file refused at upload: its name, a machine-readable code and a reason a person can read."""
+
     name: str
+    code: str
     reason: str
+
+    @classmethod
+    def of(cls, name, problem):
+        return cls(clean_filename(name), problem.code, str(problem))
 
 
 @dataclass
@@ -50,7 +58,7 @@ def check_upload(upload):
     """Cheap checks that refuse obviously bad files at once (the worker decodes the rest).
     Returns the header and the SHA-256 of the bytes, from one read of them."""
     if problem := size_problem(upload.size):
-        raise UndecodableImage(problem)
+        raise problem
     upload.file.seek(0)
     data = upload.file.read()
     upload.file.seek(0)
@@ -66,8 +74,9 @@ def describe_image(batch, upload, header, sha256):
 
 
 def store_file(image, upload):
-    """Stream the upload to S3 under the image's UUID key; touches no database."""
-    image.file.save(image.original_name, upload.file, save=False)
+    """Stream the upload to S3 under the image's UUID key, typed as detected; touches no database."""
+    upload.file.seek(0)
+    image.file.name = default_storage.write(image_key(image, image.original_name), upload.file, image.content_type)
     return image
 
 
@@ -75,8 +84,8 @@ def checked(upload, refused):
     """The upload's (header, sha256), or None after adding its Refusal."""
     try:
         return check_upload(upload)
-    except UndecodableImage as exc:
-        refused.append(Refusal(clean_filename(upload.name), str(exc)))
+    except UndecodableImage as problem:
+        refused.append(Refusal.of(upload.name, problem))
         return None
 
 
@@ -99,15 +108,15 @@ def accept_archive(batch, upload, refused):
     stored = []
     try:
         for member in expand_archive(upload):
-            if member.reason:
-                refused.append(Refusal(clean_filename(member.name), member.reason))
+            if member.problem:
+                refused.append(Refusal.of(member.name, member.problem))
             elif image := accept_file(batch, member.file, refused):
                 stored.append(image)
-    except RefusedArchive as exc:
-        refused.append(Refusal(clean_filename(upload.name), str(exc)))
+    except RefusedArchive as problem:
+        refused.append(Refusal.of(upload.name, problem))
         return stored
     if not stored:
-        refused.append(Refusal(clean_filename(upload.name), NO_IMAGES))
+        refused.append(Refusal(clean_filename(upload.name), *NO_IMAGES))
     return stored
 
 

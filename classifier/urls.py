@@ -1,7 +1,7 @@
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
 
-from classifier import api, exports, pages
+from classifier import api, exports, views
 
 api_patterns = [
     path("batches", api.BatchList.as_view(), name="batches"),
@@ -18,14 +18,14 @@ api_patterns = [
 
 app_name = "classifier"
 urlpatterns = [
-    path("", pages.batches, name="batches"),
-    path("upload/", pages.upload, name="upload"),
-    path("images/", pages.images, name="images"),
-    path("images/<uuid:uuid>/delete/", pages.delete_image, name="delete-image"),
-    path("batches/<int:pk>/", pages.batch, name="batch"),
-    path("batches/<int:pk>/status.json", pages.batch_status, name="batch-status"),
-    path("batches/<int:pk>/retry/", pages.retry_batch, name="retry-batch"),
-    path("batches/<int:pk>/delete/", pages.delete_batch, name="delete-batch"),
+    path("", views.batches, name="batches"),
+    path("upload/", views.upload, name="upload"),
+    path("images/", views.images, name="images"),
+    path("images/<uuid:uuid>/delete/", views.delete_image, name="delete-image"),
+    path("batches/<int:pk>/", views.batch, name="batch"),
+    path("batches/<int:pk>/status.json", views.batch_status, name="batch-status"),
+    path("batches/<int:pk>/retry/", views.retry_batch, name="retry-batch"),
+    path("batches/<int:pk>/delete/", views.delete_batch, name="delete-batch"),
     path("batches/<int:pk>/export.csv", exports.batch_csv, name="export-csv"),
     path("batches/<int:pk>/export.json", exports.batch_json, name="export-json"),
     path("api/v1/", include((api_patterns, "api"))),

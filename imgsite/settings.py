@@ -61,9 +61,9 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "imgsite",
     "classifier",
     "scaling",
+    "deploy",
 ]
 
 MIDDLEWARE = [
@@ -148,13 +148,13 @@ CLASSIFY_QUEUE = require("CLASSIFY_QUEUE", envstr("CLASSIFY_QUEUE", "imgsite-cla
 DEAD_LETTER_QUEUE = require("DEAD_LETTER_QUEUE", envstr("DEAD_LETTER_QUEUE", "imgsite-classify-dlq"))
 # A message that crashes its worker this many times moves to the dead-letter queue.
 MAX_RECEIVE_COUNT = envint("MAX_RECEIVE_COUNT", 3)
-# Seconds a received message stays hidden; far above the longest task (a group takes ~1 s).
+# Seconds a received message stays hidden; far above the longest task.
 SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 300)
 PRESIGNED_URL_EXPIRY = envint("PRESIGNED_URL_EXPIRY", 300)
 
 STORAGES = {
     "default": {
-        "BACKEND": "storages.backends.s3.S3Storage",
+        "BACKEND": "imgsite.storage.ImageStorage",
         "OPTIONS": {
             "bucket_name": IMAGE_BUCKET,
             "region_name": AWS_REGION,
@@ -167,7 +167,7 @@ STORAGES = {
             # Keys are fresh UUIDs, so there is nothing to overwrite: skip the HEAD per upload.
             "file_overwrite": True,
             # Images are small: one PutObject in the calling thread beats a transfer-manager
-            # thread pool per file (bench/pipeline.py).
+            # thread pool per file (bench/README.md).
             "transfer_config": TransferConfig(use_threads=False, multipart_threshold=64 * 1024 * 1024),
             "object_parameters": {"ServerSideEncryption": "AES256"},
         },
@@ -178,6 +178,8 @@ STORAGES = {
 # --- Uploads: every file goes to a temporary file, never into memory. ---
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
 MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+# Pixels per image (width × height, as the header says); larger images are refused unread.
+MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 40_000_000)
 MAX_FILES_PER_REQUEST = envint("MAX_FILES_PER_REQUEST", 500)
 # Uploads of one request stream to S3 this many at a time (round trips overlap).
 UPLOAD_STORE_THREADS = envint("UPLOAD_STORE_THREADS", 4)
@@ -231,8 +233,8 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- The classifier. ---
 CLASSIFIER_MODEL = envstr("CLASSIFIER_MODEL", "efficientnet_lite0")
-# LiteRT runs the same converted model ~2-4x faster than Keras on CPU, in a sixth of the
-# memory (bench/model.py); TensorFlow stays the source of the model. ResNet50 is Keras-only.
+# LiteRT runs the same converted model faster than Keras on CPU, in less memory
+# (bench/README.md); TensorFlow stays the source of the model. ResNet50 is Keras-only.
 CLASSIFIER_RUNTIME = envstr("CLASSIFIER_RUNTIME", "litert" if CLASSIFIER_MODEL == "efficientnet_lite0" else "keras")
 if CLASSIFIER_RUNTIME not in ("keras", "litert"):
     raise ImproperlyConfigured(f"CLASSIFIER_RUNTIME={CLASSIFIER_RUNTIME!r} must be keras or litert")

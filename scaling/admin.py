@@ -7,22 +7,22 @@ from django.contrib import admin
 from django.utils import timezone
 
 from classifier.admin import ReadOnlyAdmin
-from classifier.models import Image
+from imgsite.queue import queue_depth
 from scaling.models import ScalingEvent, WorkerNode
-from scaling.queue import depth_in_images, queue_depth
+from scaling.workload import depth_in_images, open_images, recent_seconds_per_image
 
 log = logging.getLogger(__name__)
 
 
 def fleet_overview(now):
     """The numbers the autoscaler decides on; the queue depth is read live from SQS."""
-    overview = {"open_images": Image.objects.open_count(), "seconds_per_image": None, "depth": None, "error": ""}
+    overview = {"open_images": open_images(), "seconds_per_image": None, "depth": None, "error": ""}
     try:
         overview["depth"] = depth_in_images(queue_depth(), overview["open_images"])
     except Exception as exc:  # the page must still render when SQS is unreachable
         log.warning("queue depth unavailable: %s", exc)
         overview["error"] = f"Queue depth unavailable: {exc}"
-    overview["seconds_per_image"] = Image.objects.recent_seconds_per_image(now)
+    overview["seconds_per_image"] = recent_seconds_per_image(now)
     overview["alive"] = WorkerNode.objects.alive(now, settings.WORKER_STALE_SECONDS).filter(
         stopped_at__isnull=True).count()
     overview["busy"] = len(WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS))

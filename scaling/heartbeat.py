@@ -6,18 +6,15 @@ and asks a node to drain by setting WorkerNode.draining, which the heartbeat pic
 import logging
 import os
 import signal
-import socket
 import threading
 
 from celery import signals
 from django.conf import settings
 from django.db import close_old_connections
 
+from imgsite.node import node_name
+
 log = logging.getLogger(__name__)
-
-
-def node_name():
-    return os.environ.get("WORKER_NODE") or socket.gethostname()
 
 
 def report(method, *args):

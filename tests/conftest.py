@@ -6,9 +6,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from deploy.local import start_moto
+from deploy.provision import provision
 from imgsite.aws import client
-from imgsite.local import start_moto, stop_process
-from imgsite.provision import provision
+from imgsite.processes import stop_process
 from scaling.fleets.local import start_worker
 
 LOG_DIR = Path(settings.VAR_DIR) / "logs"

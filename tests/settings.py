@@ -6,7 +6,7 @@ processes started by the tests inherit exactly the same configuration.
 import os
 from pathlib import Path
 
-from imgsite.local import free_port
+from imgsite.processes import free_port
 
 os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")

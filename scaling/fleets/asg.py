@@ -14,8 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from imgsite.aws import client
-from scaling.fleets import BOOTING, DRAINING, Node, worker_rows, worker_state
 from scaling.fleets.ec2 import Ec2Fleet, draining_since
+from scaling.fleets.nodes import BOOTING, DRAINING, Node, worker_rows, worker_state
 from scaling.models import WorkerNode
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from imgsite.aws import client
-from imgsite.userdata import render_user_data
-from scaling.fleets import BOOTING, DRAINING, Node, worker_rows, worker_state
+from scaling.fleets.nodes import BOOTING, DRAINING, Node, worker_rows, worker_state
 from scaling.models import WorkerNode
 
 log = logging.getLogger(__name__)
@@ -35,28 +34,15 @@ def draining_since(instance):
 
 
 def launch_parameters():
-    """run_instances arguments from the launch template, or else from the EC2_* settings."""
+    """run_instances arguments: the provisioned launch template (`manage.py provision
+    --with-launch-template`), which fixes the image, instance type, role and user data. Never
+    anything else, so the autoscaler's role can be limited to launching from that template."""
     template = settings.EC2_LAUNCH_TEMPLATE
-    if template:
-        key = "LaunchTemplateId" if template.startswith("lt-") else "LaunchTemplateName"
-        return {"LaunchTemplate": {key: template}}
-    if not settings.EC2_AMI_ID:
-        raise ImproperlyConfigured("the ec2 backend needs EC2_LAUNCH_TEMPLATE or EC2_AMI_ID")
-    parameters = {
-        "ImageId": settings.EC2_AMI_ID, "InstanceType": settings.EC2_INSTANCE_TYPE,
-        "InstanceInitiatedShutdownBehavior": "terminate",  # a worker machine that shuts down is gone
-        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"},
-    }
-    profile = settings.EC2_INSTANCE_PROFILE
-    if profile:
-        parameters["IamInstanceProfile"] = {"Arn" if profile.startswith("arn:") else "Name": profile}
-    if settings.EC2_SUBNET_ID:
-        parameters["SubnetId"] = settings.EC2_SUBNET_ID
-    if settings.EC2_SECURITY_GROUP_IDS:
-        parameters["SecurityGroupIds"] = list(settings.EC2_SECURITY_GROUP_IDS)
-    # The worker's environment, rendered from settings (secrets stay in SSM).
-    parameters["UserData"] = render_user_data()
-    return parameters
+    if not template:
+        raise ImproperlyConfigured("the ec2 backend launches only from a launch template: set EC2_LAUNCH_TEMPLATE "
+                                   "(made by `manage.py provision --with-launch-template`)")
+    key = "LaunchTemplateId" if template.startswith("lt-") else "LaunchTemplateName"
+    return {"LaunchTemplate": {key: template}}
 
 
 class Ec2Fleet:

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from imgsite.local import start_process
-from scaling.fleets import Node, worker_rows, worker_state
+from imgsite.processes import start_process
+from scaling.fleets.nodes import Node, worker_rows, worker_state
 from scaling.models import WorkerNode
 
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from classifier.models import Image
-from classifier.work import classify_claimed
+from classifier.tasks import classify_images
 from tests.conftest import wait_until
 from tests.corpus import BAD_FILE_REASONS, bad_files, odd_but_valid_files, oversize_file, photo_jpeg, truncated_tiff
 
@@ -90,9 +90,10 @@ def test_an_image_whose_file_is_gone_fails_as_missing(user, aws):
     batch = Batch.objects.create(owner=user)
     image = Image.objects.create(owner=user, batch=batch, file="images/gone/original.jpg", original_name="x.jpg",
                                  size=1, sha256="0" * 64)
-    assert classify_claimed(Image.objects.claim([image.pk], "w:1")) == 0
+    assert classify_images([image.pk]) == 0
     image.refresh_from_db()
-    assert (image.status, image.error) == ("failed", "The uploaded file is missing from storage.")
+    assert (image.status, image.error_code, image.error) == (
+        "failed", "missing", "The uploaded file is missing from storage.")
 
 
 @pytest.mark.django_db
@@ -111,7 +112,8 @@ def test_an_image_the_model_input_cannot_be_made_for_fails_alone(user, aws, conf
         return preprocess(picture)
 
     monkeypatch.setattr(configured_classifier, "preprocess", refuse_the_coffee)
-    assert classify_claimed(Image.objects.claim([image.pk for image in images], "w:1")) == 2
-    outcome = dict(Image.objects.values_list("original_name", "error"))
-    assert outcome == {"chelsea.jpg": "", "astronaut.jpg": "",
-                       "coffee.jpg": "The image could not be read (tile cannot extend outside image)."}
+    assert classify_images([image.pk for image in images]) == 2
+    outcome = {name: (code, error) for name, code, error in Image.objects.values_list("original_name", "error_code",
+                                                                                        "error")}
+    assert outcome == {"chelsea.jpg": ("", ""), "astronaut.jpg": ("", ""),
+                       "coffee.jpg": ("unreadable", "The image could not be read (tile cannot extend outside image).")}

@@ -34,12 +34,12 @@ def test_it_prints_json_per_file_and_fails_only_the_bad_ones(configured_classifi
                                 "--json", "--top", "3")
     assert "2 of 4 files could not be classified" in str(error)
     cat, bad, coffee, missing = map(json.loads, lines)
-    assert cat["file"] == str(files["chelsea"]) and len(cat["top"]) == 3
-    assert set(cat["top"][0]) == {"index", "wnid", "label", "score"}
-    assert cat["top"][0]["index"] in CATS and coffee["top"][0]["index"] in COFFEE
+    assert cat["name"] == str(files["chelsea"]) and len(cat["predictions"]) == 3
+    assert set(cat["predictions"][0]) == {"rank", "index", "wnid", "label", "score"}
+    assert cat["predictions"][0]["index"] in CATS and coffee["predictions"][0]["index"] in COFFEE
     reason = "PDF is not supported; upload JPEG, PNG, GIF, WebP, BMP or TIFF."
-    assert bad == {"file": str(files["bad"]), "error": reason}
-    assert missing["error"] == "No such file."
+    assert bad == {"name": str(files["bad"]), "error_code": "unsupported", "error": reason}
+    assert (missing["error_code"], missing["error"]) == ("missing", "No such file.")
 
 
 def test_it_prints_a_readable_line_per_file(configured_classifier, files):
@@ -58,9 +58,9 @@ def test_it_classifies_64_photos(configured_classifier, photos, tmp_path):
     lines, error = run_classify(*paths, "--json")
     assert error is None
     results = [json.loads(line) for line in lines]
-    assert [result["file"] for result in results] == list(map(str, paths))
-    assert all(len(result["top"]) == 5 for result in results)
-    assert results[0]["top"][0]["index"] in CATS
+    assert [result["name"] for result in results] == list(map(str, paths))
+    assert all(len(result["predictions"]) == 5 for result in results)
+    assert results[0]["predictions"][0]["index"] in CATS
 
 
 def test_top_must_be_positive(files):

@@ -34,21 +34,29 @@ def test_it_never_claims_a_finished_image(user):
     assert Image.objects.claim([done.pk, failed.pk], "w1:1") == []
 
 
-def test_mark_done_stores_ranked_predictions(user):
-    image = make_image(user)
-    [image] = Image.objects.claim([image.pk], "w1:1")
+def test_finish_stores_ranked_predictions_and_failures_with_their_code(user):
+    good, bad = make_image(user), make_image(user)
+    good, bad = Image.objects.claim([good.pk, bad.pk], "w1:1")
     labels = [Label(281, "n02123045", "tabby", 0.7), Label(285, "n02124075", "Egyptian cat", 0.2)]
-    assert image.mark_done(labels, "efficientnet_lite0")
-    image.refresh_from_db()
-    assert image.status == "done" and image.model_name == "efficientnet_lite0"
-    assert [(p.rank, p.label) for p in image.predictions.all()] == [(1, "tabby"), (2, "Egyptian cat")]
+    outcomes = [(good, labels, "images/x/thumbnail.jpg", "", ""),
+                (bad, (), "", "truncated", "The image is truncated or corrupt.")]
+    assert Image.objects.finish(outcomes, "efficientnet_lite0") == 1
+    good.refresh_from_db()
+    bad.refresh_from_db()
+    assert good.status == "done" and good.model_name == "efficientnet_lite0"
+    assert [(p.rank, p.label) for p in good.predictions.all()] == [(1, "tabby"), (2, "Egyptian cat")]
+    assert (bad.status, bad.error_code, bad.error) == ("failed", "truncated", "The image is truncated or corrupt.")
 
 
-def test_mark_done_refuses_a_worker_that_lost_its_claim(user):
+@pytest.mark.parametrize("code", ["", "truncated"])
+def test_finish_refuses_a_worker_that_lost_its_claim(user, code):
     image = make_image(user)
     [stale] = Image.objects.claim([image.pk], "w1:1")
     Image.objects.filter(pk=image.pk).update(worker="w2:2")
-    assert not stale.mark_done([Label(1, "n01443537", "goldfish", 0.9)], "efficientnet_lite0")
+    labels = [] if code else [Label(1, "n01443537", "goldfish", 0.9)]
+    assert Image.objects.finish([(stale, labels, "", code, "reason" if code else "")], "efficientnet_lite0") == 0
+    image.refresh_from_db()
+    assert (image.status, image.worker) == ("processing", "w2:2")
     assert not image.predictions.exists()
 
 
@@ -58,20 +66,3 @@ def test_release_puts_claimed_images_back_in_the_queue(user):
     assert Image.objects.release([image.pk], "w1:1") == 1
     image.refresh_from_db()
     assert image.status == "queued" and image.started_at is None
-
-
-def test_seconds_per_image_counts_a_workers_overlapping_groups_once(user):
-    now = timezone.now()
-    start = now - timedelta(seconds=60)
-
-    def group(worker, begin, seconds, count):
-        for _ in range(count):
-            make_image(user, status="done", worker=worker, started_at=start + timedelta(seconds=begin),
-                       finished_at=start + timedelta(seconds=begin + seconds))
-
-    group("a:1", 0, 10, 4)  # two tasks in threads on one worker: 0-10 s and 5-15 s, 8 images
-    group("a:1", 5, 10, 4)
-    group("b:2", 0, 4, 2)  # another worker: 4 s for 2 images
-    group("", 20, 0, 5)  # results reused at upload: no worker's time
-    # (15 s busy on a:1 + 4 s on b:2) / 10 images; counting each group's span would say 2.4 s
-    assert Image.objects.recent_seconds_per_image(now) == pytest.approx(1.9)

@@ -1,97 +1,174 @@
-"""End to end: upload view → S3 (moto) → Celery on SQS (moto) → a real worker process → database."""
-import os
-import signal
+"""The one classification path: real photos, bad input, batching, and parity between the
+worker, the command line and the reference preprocessing."""
+import io
+import json
 
+import numpy as np
 import pytest
-from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.urls import reverse
+from PIL import Image
 
-from classifier.models import Image
-from classifier.sweeper import GAVE_UP, sweep
-from scaling.queue import queue_depth
+from classifier import pipeline
+from classifier.decoding import open_image
+from classifier.inference import MAX_BATCH
+from classifier.models import Image as ImageRow
 from tests.conftest import wait_until
-from tests.corpus import ACCEPTED, photo_jpeg, truncated_tiff
+from tests.corpus import encode, photo
 
-pytestmark = [pytest.mark.e2e]
+CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
+COFFEE = {967, 968, 504}  # espresso, cup, coffee mug
 
-def upload(client, files):
-    response = client.post(reverse("classifier:upload"), {"files": files})
+
+def same(data):
+    return data
+
+
+def classify(sources, classifier, **options):
+    return [result for batch in pipeline.classify(sources, same, classifier=classifier, **options) for result in batch]
+
+
+def camera_sized(name, scale, quality=92):
+    """A real photo enlarged to a camera's size and saved as a JPEG, so that the worker decodes
+    it at a reduced scale."""
+    image = photo(name)
+    return encode(image.resize((image.width * scale, image.height * scale), Image.Resampling.BICUBIC), "JPEG",
+                  quality=quality)
+
+
+def test_it_recognises_a_cat_and_a_coffee(litert_classifier, photo_files):
+    cat, coffee = classify([photo_files["chelsea"], photo_files["coffee"]], litert_classifier)
+    assert cat.ok and coffee.ok
+    assert cat.labels[0].index in CATS and cat.labels[0].wnid.startswith("n0212")
+    assert coffee.labels[0].index in COFFEE
+    assert coffee.labels[0].label == "espresso" and coffee.labels[0].score > 0.5
+
+
+def test_labels_are_top_k_in_descending_order(litert_classifier, photo_files):
+    (result,) = classify([photo_files["astronaut"]], litert_classifier, top_k=3)
+    scores = [label.score for label in result.labels]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert 0 < sum(scores) <= 1.0001
+
+
+def test_a_tiny_image_still_gets_labels(litert_classifier, photos):
+    tiny = encode(photos["chelsea"].resize((16, 16), Image.Resampling.LANCZOS), "PNG", optimize=True)
+    assert len(tiny) < 2048
+    (result,) = classify([tiny], litert_classifier)
+    assert result.ok and len(result.labels) == 5
+
+
+def test_bad_entries_fail_alone_with_a_code_and_good_ones_succeed(litert_classifier, photo_files):
+    sources = [photo_files["chelsea"], b"<html>nope</html>", b"", photo_files["coffee"][:2000], photo_files["coffee"]]
+    results = classify(sources, litert_classifier)
+    assert [result.ok for result in results] == [True, False, False, False, True]
+    assert (results[1].code, results[1].error) == ("not_an_image", "Not an image: looks like HTML/text.")
+    assert (results[2].code, results[2].error) == ("empty", "The file is empty.")
+    assert results[3].code == "truncated" and not results[3].labels
+    assert results[0].labels[0].index in CATS and results[4].labels[0].index in COFFEE
+
+
+def test_thumbnails_are_made_only_when_asked_for(litert_classifier, photo_files):
+    (plain,) = classify([photo_files["coffee"]], litert_classifier)
+    (with_thumbnail,) = classify([photo_files["coffee"]], litert_classifier, thumbnails=True)
+    assert plain.thumbnail == b""
+    assert Image.open(io.BytesIO(with_thumbnail.thumbnail)).size == (256, 171)
+
+
+def test_a_missing_file_is_reported_as_missing(litert_classifier, tmp_path):
+    (result,) = pipeline.classify_files([str(tmp_path / "nope.jpg")], classifier=litert_classifier)
+    assert (result.code, result.error) == ("missing", "No such file.")
+
+
+class CountingClassifier:
+    """A stand-in model: records batch sizes, predicts class 7 for everything."""
+
+    name, runtime, input_size = "counting", "none", 4
+
+    def __init__(self):
+        self.batch_sizes = []
+
+    def preprocess(self, image):
+        return np.zeros((4, 4, 3), np.float32)
+
+    def predict(self, batch):
+        self.batch_sizes.append(len(batch))
+        probabilities = np.zeros((len(batch), 1000), np.float32)
+        probabilities[:, 7] = 1.0
+        return probabilities
+
+
+def test_it_makes_one_model_call_per_chunk_of_max_batch():
+    counting = CountingClassifier()
+    good = encode(Image.new("RGB", (8, 8)), "PNG")
+    bad = 3 * MAX_BATCH - 2  # in the third chunk, which then sends one image fewer
+    sources = [good] * bad + [b"junk"] + [good]
+    results = classify(iter(sources), counting)
+    assert counting.batch_sizes == [MAX_BATCH, MAX_BATCH, MAX_BATCH - 1]
+    assert len(results) == bad + 2 and not results[bad].ok
+    assert all(result.labels[0].index == 7 for index, result in enumerate(results) if index != bad)
+
+
+def test_a_chunk_of_only_bad_files_makes_no_model_call():
+    counting = CountingClassifier()
+    results = classify([b"\x00\x01\x02junk\xff", b""], counting)
+    assert [(result.code, result.error) for result in results] == [
+        ("unsupported", "Unrecognised image format; upload JPEG, PNG, GIF, WebP, BMP or TIFF."),
+        ("empty", "The file is empty."),
+    ]
+    assert counting.batch_sizes == []
+
+
+# Real photos at a camera's size; chelsea at 4× is the close call: Egyptian cat 0.39, tiger cat 0.36.
+CAMERA_PHOTOS = [("chelsea", 4), ("chelsea", 6), ("coffee", 4), ("coffee", 6), ("rocket", 3), ("rocket", 4),
+                 ("astronaut", 4), ("astronaut", 6)]
+
+
+def test_the_reduced_decode_stays_within_a_hundredth_of_the_reference(litert_classifier):
+    """The worker decodes a JPEG at a reduced DCT scale; its model input must give nearly the same
+    probabilities as the reference preprocessing (full decode, centre crop, resize)."""
+    reduced_any, worst = False, 0.0
+    for name, scale in CAMERA_PHOTOS:
+        data = camera_sized(name, scale)
+        full, reduced = open_image(data), open_image(data, min_side=pipeline.DECODE_MIN_SIDE)
+        reduced_any |= reduced.size != full.size
+        reference, served = litert_classifier.predict(np.stack([litert_classifier.preprocess(full),
+                                                                litert_classifier.preprocess(reduced)]))
+        worst = max(worst, float(np.abs(served - reference).max()))
+        if (name, scale) == ("chelsea", 4):
+            top_two = np.sort(reference)[-2:]
+            assert top_two[1] - top_two[0] < 0.05  # it is a close call...
+            assert np.argmax(served) == np.argmax(reference)  # ...which the reduced decode does not flip
+    assert reduced_any
+    assert worst <= 0.01
+
+
+def test_the_reduced_decode_keeps_the_full_size_for_the_crop():
+    data = camera_sized("coffee", 6)  # 3600×2400
+    reduced = open_image(data, min_side=pipeline.DECODE_MIN_SIDE)
+    assert reduced.size == (1800, 1200) and reduced.info["full_size"] == (3600, 2400)
+
+
+@pytest.mark.e2e
+def test_the_served_result_equals_the_command_lines(alice, workers, empty_queues, tmp_path):
+    """The same bytes through the API and a worker, and through `manage.py classify`: the same labels."""
+    files = {"close-call.jpg": camera_sized("chelsea", 4), "coffee.jpg": camera_sized("coffee", 3)}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    workers("parity")
+    response = alice.post(reverse("classifier:upload"),
+                          {"files": [SimpleUploadedFile(name, data, "image/jpeg") for name, data in files.items()]})
     assert response.status_code == 302
-    return response
+    wait_until(lambda: ImageRow.objects.filter(status="done").count() == 2, timeout=120,
+               message="both images to be classified")
 
-
-def photos():
-    return [SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name), "image/jpeg") for name in ACCEPTED]
-
-
-def one_message_of_photos(count=12):
-    """Enough photos in one message that its task lasts long enough to be killed in the middle."""
-    return [SimpleUploadedFile(f"photo-{number}.jpg", photo_jpeg(name), "image/jpeg")
-            for number, name in enumerate(list(ACCEPTED) * (count // len(ACCEPTED)))]
-
-
-def broken_tiff():
-    """A truncated TIFF: its header passes the upload check, its pixels fail in the worker."""
-    return SimpleUploadedFile("scan.tiff", truncated_tiff(), "image/tiff")
-
-
-def final_images(count):
-    images = list(Image.objects.exclude(status__in=["queued", "processing"]).order_by("id"))
-    return images if len(images) == count else None
-
-
-def test_three_photos_and_a_broken_file_reach_a_final_status(alice, workers, empty_queues):
-    workers("e2e-1")
-    upload(alice, photos() + [broken_tiff()])
-
-    images = wait_until(lambda: final_images(4), timeout=120, message="all four images to finish")
-
-    by_name = {image.original_name: image for image in images}
-    for name, accepted in ACCEPTED.items():
-        image = by_name[f"{name}.jpg"]
-        assert image.status == "done", image.error
-        assert image.top_prediction.wnid in accepted
-        assert image.predictions.count() == 5
-        assert image.thumbnail.name.endswith("thumbnail.jpg")
-    broken = by_name["scan.tiff"]
-    assert broken.status == "failed"
-    assert "truncated" in broken.error.lower()
-
-
-def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
-    first = workers("doomed")
-    upload(alice, one_message_of_photos())
-
-    wait_until(lambda: Image.objects.filter(status="processing").exists(), timeout=90, interval=0.02,
-               message="a worker to claim the images")
-    os.killpg(first.pid, signal.SIGKILL)
-    assert Image.objects.filter(status="processing").exists()
-
-    workers("rescuer")
-    images = wait_until(lambda: final_images(12), timeout=120, message="redelivery after the visibility timeout")
-
-    assert {image.status for image in images} == {"done"}
-    assert all(image.attempts == 2 for image in images)
-    assert {image.worker.split(":")[0] for image in images} == {"rescuer"}
-
-
-def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queue(alice, workers, empty_queues):
-    """Each delivery's worker is killed mid-task (as an OOM kill would); after maxReceiveCount
-    deliveries SQS moves the message to the DLQ and the sweeper fails the image."""
-    upload(alice, one_message_of_photos())
-    for attempt in range(1, settings.MAX_RECEIVE_COUNT + 1):
-        worker = workers(f"victim-{attempt}")
-        wait_until(lambda n=attempt: Image.objects.filter(status="processing", attempts=n).exists(),
-                   timeout=90, interval=0.02, message=f"delivery {attempt}")
-        os.killpg(worker.pid, signal.SIGKILL)
-
-    workers("survivor")  # its receive call is the one that moves the message to the DLQ
-    wait_until(lambda: queue_depth(settings.DEAD_LETTER_QUEUE)["visible"], timeout=60,
-               message="the message to reach the dead-letter queue")
-    sweep()
-
-    images = Image.objects.all()
-    assert len(images) == 12
-    assert {(image.status, image.error) for image in images} == {
-        ("failed", GAVE_UP.format(attempts=settings.MAX_RECEIVE_COUNT))}
+    out = io.StringIO()
+    call_command("classify", *[str(tmp_path / name) for name in files], "--json", stdout=out)
+    command = {json.loads(line)["name"].rsplit("/", 1)[1]: json.loads(line)["predictions"]
+               for line in out.getvalue().splitlines()}
+    for image in ImageRow.objects.prefetch_related("predictions"):
+        served = [(p.rank, p.wnid, p.score) for p in image.predictions.all()]
+        expected = [(p["rank"], p["wnid"], p["score"]) for p in command[image.original_name]]
+        assert [row[:2] for row in served] == [row[:2] for row in expected], image.original_name
+        assert [row[2] for row in served] == pytest.approx([row[2] for row in expected], abs=1e-6)

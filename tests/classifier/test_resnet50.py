@@ -8,12 +8,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from classifier import resnet
-from classifier.inference import (
-    classify_batch,
-    get_classifier,
-    load_classifier,
-    softmax,
-)
+from classifier.inference import get_classifier, load_classifier, softmax
+from classifier.pipeline import classify
+from tests.corpus import photo_jpeg
 
 # Keras' TensorFlow backend trips a NumPy 2 deprecation when saving weights; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -43,7 +40,7 @@ def test_it_loads_the_configured_weights_file(random_resnet, settings, photos):
         assert batch.shape == (2, 224, 224, 3)
         expected = softmax(model.predict_on_batch(batch))
         np.testing.assert_allclose(classifier.predict(batch), expected, atol=1e-5)
-        (result,) = classify_batch([photos["astronaut"]], top_k=3)
+        [(result,)] = classify([photo_jpeg("astronaut")], lambda data: data, top_k=3)
         assert result.ok and len(result.labels) == 3
     finally:
         get_classifier.cache_clear()

@@ -9,7 +9,7 @@ from classifier.models import Image
 from classifier.sweeper import GAVE_UP, STALLED, image_ids_in, sweep
 from classifier.tasks import classify_images
 from imgsite.aws import client, queue_url
-from scaling.queue import queue_depth
+from imgsite.queue import queue_depth
 from tests.classifier.conftest import make_image
 from tests.conftest import drain
 
@@ -38,7 +38,7 @@ def test_it_fails_the_images_of_a_dead_lettered_message(user, empty_queues):
     image.refresh_from_db()
     done.refresh_from_db()
     assert report.dead_lettered == 1
-    assert image.status == "failed" and image.error == GAVE_UP.format(attempts=2)
+    assert image.status == "failed" and (image.error_code, image.error) == (GAVE_UP[0], GAVE_UP[1].format(attempts=2))
     assert done.status == "done"
     assert queue_depth(settings.DEAD_LETTER_QUEUE)["visible"] == 0
 
@@ -55,7 +55,7 @@ def test_it_requeues_a_lost_image_once_then_fails_it(user, empty_queues):
     Image.objects.filter(pk=image.pk).update(queued_at=long_ago())
     second = sweep()
     image.refresh_from_db()
-    assert (second.failed, image.status, image.error) == (1, "failed", STALLED)
+    assert (second.failed, image.status, image.error_code, image.error) == (1, "failed", *STALLED)
 
 
 def test_it_leaves_queued_images_alone_while_the_queue_holds_messages(user, empty_queues):

@@ -3,8 +3,8 @@ from uuid import uuid4
 
 import pytest
 
+from deploy.provision import teardown
 from imgsite.aws import client
-from imgsite.provision import teardown
 
 
 @pytest.fixture

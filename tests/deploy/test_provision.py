@@ -1,10 +1,10 @@
-"""imgsite.provision on the suite's moto server: everything once, then no changes; teardown; the command."""
+"""deploy.provision on the suite's moto server: everything once, then no changes; teardown; the command."""
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from deploy.provision import provision, teardown
 from imgsite.aws import client
-from imgsite.provision import provision, teardown
 
 EVERYTHING = {"iam": True, "launch_template": True, "asg": True}
 

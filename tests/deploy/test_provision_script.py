@@ -77,7 +77,8 @@ def test_it_copies_the_application_and_makes_a_venv(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     app = tmp_path / "imgsite" / "app"
     assert sorted(path.name for path in app.iterdir()) == sorted(
-        ["manage.py", "imgsite", "classifier", "scaling", "templates", "static", "requirements", "worker_ami"])
+        ["manage.py", "imgsite", "classifier", "scaling", "deploy", "templates", "static", "requirements",
+         "worker_ami"])
     assert not list(app.rglob("__pycache__"))
     venv_python = tmp_path / "imgsite" / "venv" / "bin" / "python"
     assert subprocess.run([venv_python, "-c", "import sys; assert sys.prefix != sys.base_prefix"]).returncode == 0

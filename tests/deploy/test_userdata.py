@@ -3,8 +3,8 @@ import pytest
 import yaml
 from django.core.exceptions import ImproperlyConfigured
 
+from deploy.userdata import render_user_data
 from imgsite.aws import queue_url
-from imgsite.userdata import render_user_data
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/111122223333/imgsite-classify"
 DATABASE_URL = "postgres://imgsite:db-password-not-for-user-data@db.internal:5432/imgsite"

@@ -19,8 +19,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from classifier.models import Image
+from deploy.iam import worker_policy
 from imgsite.aws import client, queue_url
-from imgsite.provision_iam import worker_policy
 from tests.conftest import wait_until
 from tests.corpus import photo_jpeg
 from tests.deploy.test_worker_env import INSTANCE_ID, metadata_service  # noqa: F401 (a fixture)

@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from django.db import OperationalError
 
+from scaling import autoscaler
 from scaling.fleets import RUNNING, Node
 from scaling.fleets.ec2 import Ec2Fleet
 from scaling.management.commands import autoscale
@@ -80,10 +81,7 @@ def test_it_logs_sqs_throttling_and_goes_on_with_backoff(monkeypatch, aws, empty
 
 
 def test_it_survives_the_database_being_unreachable_for_a_pass(monkeypatch, aws, empty_queues, caplog):
-    from classifier.models import Image
-
-    monkeypatch.setattr(type(Image.objects), "open_count",
-                        failing_once(OperationalError("connection refused"), lambda self: 0))
+    monkeypatch.setattr(autoscaler, "open_images", failing_once(OperationalError("connection refused"), lambda: 0))
     with caplog.at_level(logging.ERROR):
         run_loop(monkeypatch, FakeFleet(), passes=2)
 

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from classifier.models import Image
 from classifier.upload import accept_uploads
-from imgsite.local import stop_process
+from imgsite.processes import stop_process
 from scaling.models import ScalingEvent
 from tests.conftest import LOG_DIR, database_url, wait_until
 from tests.corpus import photo_jpeg

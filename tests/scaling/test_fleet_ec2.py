@@ -1,5 +1,4 @@
 """The ec2 fleet against moto's in-process EC2 (mock_aws): tags, launch parameters, the drain protocol."""
-import base64
 from datetime import timedelta
 
 import boto3
@@ -23,14 +22,12 @@ AMI = "ami-12c6146b"
 def ec2(monkeypatch, settings):
     """An EC2 client on moto's in-process mock: the suite's AWS_ENDPOINT_URL must not apply."""
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    settings.EC2_LAUNCH_TEMPLATE = ""
-    settings.EC2_AMI_ID = AMI
-    settings.EC2_INSTANCE_PROFILE = settings.EC2_SUBNET_ID = settings.EC2_USER_DATA_FILE = ""
-    settings.CLASSIFY_QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/imgsite-test-classify"
-    settings.EC2_SECURITY_GROUP_IDS = []
     settings.FLEET_NAME = "test-fleet"
     with mock_aws():
-        yield boto3.client("ec2", region_name="us-east-1")
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        ec2.create_launch_template(LaunchTemplateName="test-fleet", LaunchTemplateData={"ImageId": AMI})
+        settings.EC2_LAUNCH_TEMPLATE = "test-fleet"
+        yield ec2
 
 
 @pytest.fixture
@@ -49,37 +46,12 @@ def states(fleet):
     return {node.id: node.state for node in fleet.list()}
 
 
-def test_it_launches_tagged_instances_from_the_settings(fleet, ec2, settings, tmp_path):
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName="workers", Description="workers", VpcId=vpc)["GroupId"]
-    boto3.client("iam", region_name="us-east-1").create_instance_profile(InstanceProfileName="worker-profile")
-    (tmp_path / "user-data.sh").write_text("#!/bin/sh\necho worker $ssm_prefix\n")
-    settings.EC2_INSTANCE_TYPE = "c7i.large"
-    settings.EC2_INSTANCE_PROFILE = "worker-profile"
-    settings.EC2_SUBNET_ID = subnet
-    settings.EC2_SECURITY_GROUP_IDS = [group]
-    settings.EC2_USER_DATA_FILE = str(tmp_path / "user-data.sh")
-
-    [node_id] = fleet.launch(1)
-
-    instance = describe(ec2, node_id)
-    assert tag_value(instance, FLEET_TAG) == "test-fleet"
-    assert tag_value(instance, "Name") == "test-fleet-worker"
-    assert (instance["ImageId"], instance["InstanceType"], instance["SubnetId"]) == (AMI, "c7i.large", subnet)
-    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [group]
-    assert instance["IamInstanceProfile"]["Arn"].endswith("/worker-profile")
-    user_data = ec2.describe_instance_attribute(InstanceId=node_id, Attribute="userData")["UserData"]["Value"]
-    assert base64.b64decode(user_data).decode() == f"#!/bin/sh\necho worker {settings.SSM_PARAMETER_PREFIX}\n"
-
-
 @pytest.mark.parametrize("by", ["name", "id"])
 def test_it_launches_from_a_launch_template(fleet, ec2, settings, by):
     template = ec2.create_launch_template(
         LaunchTemplateName="worker", LaunchTemplateData={"ImageId": "ami-0template", "InstanceType": "t3.small"},
     )["LaunchTemplate"]
     settings.EC2_LAUNCH_TEMPLATE = template["LaunchTemplateName" if by == "name" else "LaunchTemplateId"]
-    settings.EC2_AMI_ID = ""
 
     [node_id] = fleet.launch(1)
 
@@ -88,9 +60,9 @@ def test_it_launches_from_a_launch_template(fleet, ec2, settings, by):
     assert tag_value(instance, FLEET_TAG) == "test-fleet"
 
 
-def test_it_refuses_to_launch_without_an_ami_or_a_template(fleet, settings):
-    settings.EC2_AMI_ID = ""
-    with pytest.raises(ImproperlyConfigured, match="EC2_AMI_ID"):
+def test_it_refuses_to_launch_without_a_template(fleet, settings):
+    settings.EC2_LAUNCH_TEMPLATE = ""
+    with pytest.raises(ImproperlyConfigured, match="EC2_LAUNCH_TEMPLATE"):
         fleet.launch(1)
 
 

@@ -36,7 +36,8 @@ def test_upload_answers_201_with_each_image_and_each_refusal(alice_api, aws):
     assert data["id"] == batch.pk and data["url"].endswith(f"/api/v1/batches/{batch.pk}")
     assert [(image["name"], image["status"]) for image in data["images"]] == [("a.jpg", "queued"), ("b.jpg", "queued")]
     assert data["images"][0]["url"].endswith(f"/api/v1/images/{data['images'][0]['id']}")
-    assert data["refused"] == [{"name": "notes.jpg", "error": "Not an image: looks like HTML/text."}]
+    assert data["refused"] == [{"name": "notes.jpg", "error_code": "not_an_image",
+                                "error": "Not an image: looks like HTML/text."}]
 
 
 def test_upload_into_an_existing_batch_adds_to_it(alice_api, user, aws):

@@ -108,11 +108,11 @@ def test_a_user_uploads_five_files_and_watches_them_finish(
             page.click("text=Export CSV")
         rows = list(csv.DictReader(open(download.value.path(), newline="")))
 
-    assert [row["filename"] for row in rows] == [path.name for path in upload_files]
-    by_name = {row["filename"]: row for row in rows}
+    assert [row["name"] for row in rows] == [path.name for path in upload_files]
+    by_name = {row["name"]: row for row in rows}
     for name in [*ACCEPTED, "astronaut.jpg"]:
         assert by_name[name]["label"] == top[name].label
-        assert float(by_name[name]["confidence"]) == pytest.approx(top[name].score, abs=1e-4)
+        assert float(by_name[name]["score"]) == pytest.approx(top[name].score, abs=1e-4)
         assert by_name[name]["label_5"] and by_name[name]["status"] == "done"
     assert by_name["scan.tiff"]["status"] == "failed" and by_name["scan.tiff"]["label"] == ""
     assert by_name["scan.tiff"]["error"] == "The image is truncated or corrupt."

@@ -15,7 +15,7 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 
 from classifier.models import Image
-from imgsite.local import free_port, start_process, stop_process, wait_for_port
+from imgsite.processes import free_port, start_process, stop_process, wait_for_port
 from tests.conftest import LOG_DIR, database_url, wait_until
 from tests.corpus import encode, photo, photo_jpeg
 

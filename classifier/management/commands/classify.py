@@ -1,10 +1,9 @@
-"""Classify image files from the command line with the configured model."""
+"""Classify image files from the command line, through the worker's pipeline."""
 import json
-from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from classifier.inference import MAX_BATCH, Result, chunks, classify_batch
+from classifier.pipeline import classify_files
 
 
 class Command(BaseCommand):
@@ -20,29 +19,23 @@ class Command(BaseCommand):
         if top < 1:
             raise CommandError("--top must be at least 1")
         failed = 0
-        for chunk in chunks(files, MAX_BATCH):
-            for name, result in zip(chunk, classify_files(chunk, top)):
-                self.stdout.write(as_line(name, result))
-                failed += not result.ok
+        for result in classify_files(files, top_k=top):
+            self.stdout.write(as_line(result))
+            failed += not result.ok
         if failed:
             raise CommandError(f"{failed} of {len(files)} files could not be classified")
 
 
-def classify_files(names, top):
-    """classify_batch over paths, reporting missing files plainly rather than as undecodable."""
-    exists = [Path(name).is_file() for name in names]
-    results = iter(classify_batch([name for name, found in zip(names, exists) if found], top_k=top))
-    return [next(results) if found else Result(error="No such file.") for found in exists]
-
-
-def as_json(name, result):
+def as_json(result):
+    """The API's field names: name, predictions (rank, label, index, wnid, score), error_code, error."""
     if not result.ok:
-        return json.dumps({"file": name, "error": result.error})
-    top = [{"index": x.index, "wnid": x.wnid, "label": x.label, "score": x.score} for x in result.labels]
-    return json.dumps({"file": name, "top": top})
+        return json.dumps({"name": result.source, "error_code": result.code, "error": result.error})
+    predictions = [{"rank": rank, "label": label.label, "index": label.index, "wnid": label.wnid, "score": label.score}
+                   for rank, label in enumerate(result.labels, start=1)]
+    return json.dumps({"name": result.source, "predictions": predictions})
 
 
-def as_text(name, result):
+def as_text(result):
     if not result.ok:
-        return f"{name}: ERROR {result.error}"
-    return f"{name}: " + ", ".join(f"{x.label} {x.score:.1%}" for x in result.labels)
+        return f"{result.source}: ERROR {result.error}"
+    return f"{result.source}: " + ", ".join(f"{label.label} {label.score:.1%}" for label in result.labels)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from imgsite.local import free_port, port_in_use
+from imgsite.processes import free_port, port_in_use
 from scaling.fleets.local import process_alive
 from tests.browser import chromium_page
 from tests.conftest import wait_until

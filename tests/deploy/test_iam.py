@@ -1,7 +1,7 @@
 """The workers' role grants exactly what a worker uses, on exactly its own resources."""
+from deploy.iam import ASSUME_ROLE_POLICY, POLICY_NAME, worker_policy
+from deploy.provision import provision
 from imgsite.aws import client
-from imgsite.provision import provision
-from imgsite.provision_iam import ASSUME_ROLE_POLICY, POLICY_NAME, worker_policy
 
 
 def grants(policy):

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from imgsite import provision as provisioning
+from deploy import provision as provisioning
 
 
 class Command(BaseCommand):

@@ -1,4 +1,4 @@
-"""The gallery's pages: upload, batches, one batch with live status, search, and the actions."""
+"""The gallery's views: upload, batches, one batch with live status, search, and the actions."""
 import uuid
 from datetime import UTC, timedelta
 from urllib.parse import urlencode
@@ -15,6 +15,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from classifier import tasks
 from classifier.models import Batch, Image
 from classifier.upload import accept_uploads, oversized_body
 
@@ -61,8 +62,8 @@ def upload(request):
     return redirect("classifier:batch", result.batch.pk)
 
 
-def owned_batch(request, pk):
-    """The user's batch `pk`, or 404."""
+def batch_or_404(request, pk):
+    """The user's batch `pk`, or the 404 page."""
     return get_object_or_404(Batch.objects.owned_by(request.user), pk=pk)
 
 
@@ -73,7 +74,7 @@ def batch_images(batch):
 @login_required
 def batch(request, pk):
     """One card per image, updated live by batch.js."""
-    batch = owned_batch(request, pk)
+    batch = batch_or_404(request, pk)
     return render(request, "classifier/batch.html", {
         "batch": batch, "images": batch_images(batch), "counts": batch.status_counts(),
         "rendered_at": timezone.now().isoformat(),
@@ -117,7 +118,7 @@ def changed_since(images, since):
 def batch_status(request, pk):
     """Counts, and the images changed since the `since` timestamp of the previous answer,
     or only the images named in `ids` (comma-separated), whose thumbnail links expired."""
-    batch = owned_batch(request, pk)
+    batch = batch_or_404(request, pk)
     now = timezone.now()
     try:
         since = parse_datetime(request.GET.get("since", ""))
@@ -174,7 +175,7 @@ def delete_image(request, uuid):
 @login_required
 @require_POST
 def delete_batch(request, pk):
-    batch = owned_batch(request, pk)
+    batch = batch_or_404(request, pk)
     batch.delete_with_files()
     messages.success(request, f"Deleted batch {pk} and its images.")
     return redirect("classifier:batches")
@@ -183,7 +184,7 @@ def delete_batch(request, pk):
 @login_required
 @require_POST
 def retry_batch(request, pk):
-    batch = owned_batch(request, pk)
-    count = batch.images.all().retry_failed()
+    batch = batch_or_404(request, pk)
+    count = tasks.requeue(batch.images.failed_ids())
     messages.success(request, f"{count} failed image(s) queued again." if count else "No failed images to retry.")
     return redirect("classifier:batch", pk)

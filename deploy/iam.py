@@ -54,7 +54,7 @@ def worker_policy(partition, account):
             {"Sid": "WriteThumbnails", "Effect": "Allow", "Action": ["s3:PutObject"],
              "Resource": [f"{bucket}/images/*/thumbnail.jpg"]},
             # Without it S3 answers 403, not 404, for a missing key, and the worker fails an image
-            # whose original is gone only on a 404 (classifier.work.read_original).
+            # whose original is gone only on a 404 (imgsite.storage.ImageStorage.read).
             {"Sid": "TellMissingKeys", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [bucket]},
             {"Sid": "ConsumeTasks", "Effect": "Allow", "Action": QUEUE_ACTIONS, "Resource": [queue]},
             # Access to a path covers the parameters under it. SecureStrings under the AWS managed

@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from imgsite.local import start_moto, start_process, stop_process, wait_for_port
-from imgsite.provision import provision
+from deploy.local import start_moto
+from deploy.provision import provision
+from imgsite.processes import start_process, stop_process, wait_for_port
 
 LOCAL_USER = "demo"
 

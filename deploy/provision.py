@@ -11,9 +11,17 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from imgsite import provision_fleet, provision_iam
+from deploy.iam import caller_account, delete_worker_identity, ensure_worker_identity
+from deploy.launch import (
+    delete_auto_scaling_group,
+    delete_launch_template,
+    ensure_auto_scaling_group,
+    ensure_launch_template,
+    launch_template_data,
+    worker_ami,
+)
+from deploy.userdata import encoded_user_data
 from imgsite.aws import client
-from imgsite.userdata import encoded_user_data
 
 PRIVATE_BUCKET = {
     "BlockPublicAcls": True,
@@ -123,7 +131,7 @@ def worker_queue_url():
     url = settings.CLASSIFY_QUEUE_URL or find_queue_url(settings.CLASSIFY_QUEUE)
     if url:
         return url
-    _, account = provision_iam.caller_account()
+    _, account = caller_account()
     return f"https://sqs.{settings.AWS_REGION}.amazonaws.com/{account}/{settings.CLASSIFY_QUEUE}"
 
 
@@ -131,13 +139,13 @@ def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, ami
     """Everything the pipeline needs, plus the chosen worker infrastructure; returns the list of changes."""
     changes = ensure_bucket(settings.IMAGE_BUCKET, dry_run) + ensure_queues(dry_run)
     if iam:
-        changes += provision_iam.ensure_worker_identity(instance_profile_name(), dry_run)
+        changes += ensure_worker_identity(instance_profile_name(), dry_run)
     if launch_template or asg:  # the group launches from the template
-        data = provision_fleet.launch_template_data(
-            provision_fleet.worker_ami(ami_id), instance_profile_name(), encoded_user_data(worker_queue_url()))
-        changes += provision_fleet.ensure_launch_template(launch_template_name(), data, dry_run)
+        data = launch_template_data(
+            worker_ami(ami_id), instance_profile_name(), encoded_user_data(worker_queue_url()))
+        changes += ensure_launch_template(launch_template_name(), data, dry_run)
     if asg:
-        changes += provision_fleet.ensure_auto_scaling_group(settings.ASG_NAME, launch_template_name(), dry_run)
+        changes += ensure_auto_scaling_group(settings.ASG_NAME, launch_template_name(), dry_run)
     return changes
 
 
@@ -165,10 +173,10 @@ def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False):
     """Remove what `provision` with the same options creates, in reverse order; returns the changes."""
     changes = []
     if asg:
-        changes += provision_fleet.delete_auto_scaling_group(settings.ASG_NAME, dry_run)
+        changes += delete_auto_scaling_group(settings.ASG_NAME, dry_run)
     if launch_template:
-        changes += provision_fleet.delete_launch_template(launch_template_name(), dry_run)
+        changes += delete_launch_template(launch_template_name(), dry_run)
     if iam:
-        changes += provision_iam.delete_worker_identity(instance_profile_name(), dry_run)
+        changes += delete_worker_identity(instance_profile_name(), dry_run)
     changes += delete_queue(settings.CLASSIFY_QUEUE, dry_run) + delete_queue(settings.DEAD_LETTER_QUEUE, dry_run)
     return changes + delete_bucket(settings.IMAGE_BUCKET, dry_run)

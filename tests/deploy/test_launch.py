@@ -4,9 +4,9 @@ import base64
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from deploy.launch import covers, latest_worker_ami
+from deploy.provision import provision
 from imgsite.aws import client, queue_url
-from imgsite.provision import provision
-from imgsite.provision_fleet import covers, latest_worker_ami
 
 
 def template_data(name):

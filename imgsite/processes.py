@@ -1,11 +1,9 @@
-"""The embedded local AWS: a moto server in its own process, and child-process plumbing."""
+"""Child processes and ports: start and stop process groups, wait for a port to listen."""
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from urllib.parse import urlsplit
 
 
 def free_port():
@@ -50,26 +48,3 @@ def stop_process(process, timeout=20.0):
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         return process.wait()
-
-
-def moto_app():
-    """moto's server-mode WSGI app: the one `python -m moto.server` runs (S3, SQS, EC2, Auto Scaling)."""
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-    return DomainDispatcherApplication(create_backend_app)
-
-
-def start_moto(endpoint_url, log_path=None):
-    """Run moto in server mode on the endpoint's host and port, in one gunicorn process.
-
-    moto keeps its state in memory, so one process; gunicorn's thread pool and keep-alive
-    cost 20-25 % less CPU per request than moto's own Werkzeug development server
-    (3.4 against 4.4 ms per PutObject here), and all of the local stack shares the cores."""
-    address = urlsplit(endpoint_url)
-    argv = [sys.executable, "-m", "gunicorn", "imgsite.local:moto_app()",
-            "--bind", f"{address.hostname}:{address.port}", "--workers", "1", "--worker-class", "gthread",
-            "--threads", "8", "--keep-alive", "75", "--graceful-timeout", "5", "--log-level", "warning"]
-    env = {**os.environ, "MOTO_PORT": str(address.port)}
-    process = start_process(argv, env=env, log_path=log_path)
-    wait_for_port(address.hostname, address.port, process=process)
-    return process

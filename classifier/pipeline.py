@@ -1,0 +1,133 @@
+"""The one classification path: read → decode → model input and thumbnail → batched model calls.
+
+The worker reads originals from S3 and stores thumbnails (`classify_stored`); `manage.py
+classify`, the benchmarks and the tests read files (`classify_files`). Both go through
+`classify()`, so the path that is tested and timed is the path that serves users, and the
+same bytes get the same labels either way.
+"""
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from itertools import islice
+
+import numpy as np
+from django.conf import settings
+from django.core.files.storage import default_storage
+
+from classifier.decoding import UndecodableImage, make_thumbnail, open_image
+from classifier.inference import MAX_BATCH, get_classifier, top_labels_of
+from classifier.models import thumbnail_key
+
+log = logging.getLogger(__name__)
+
+# A JPEG is decoded at the smallest DCT scale that keeps both sides at least this long: four
+# times the model's 256-pixel resize target. Twice it was faster but moved the probabilities
+# past the tolerance tests/classifier/test_pipeline.py holds the worker to (bench/README.md).
+DECODE_MIN_SIDE = 1024
+MISSING = ("missing", "The uploaded file is missing from storage.")
+
+
+@dataclass
+class Result:
+    """One source's outcome: its labels (and thumbnail, when asked for), or why there are none."""
+
+    source: object
+    labels: tuple = ()
+    thumbnail: bytes = b""
+    code: str = ""
+    error: str = ""
+
+    @property
+    def ok(self):
+        return not self.code
+
+
+@dataclass
+class Prepared:
+    result: Result
+    tensor: np.ndarray | None = None
+
+
+def prepare(source, read, classifier, thumbnails):
+    """Read one source and make its model input (and thumbnail); runs in a pool thread, where
+    Pillow and the S3 wait release the GIL."""
+    try:
+        picture = open_image(read(source), min_side=DECODE_MIN_SIDE)
+        tensor = classifier.preprocess(picture)
+        thumbnail = make_thumbnail(picture) if thumbnails else b""
+    except UndecodableImage as problem:
+        return Prepared(Result(source, code=problem.code, error=str(problem)))
+    except (OSError, ValueError) as exc:
+        log.warning("could not prepare %s: %s", source, exc)
+        return Prepared(Result(source, code="unreadable", error=f"The image could not be read ({exc})."))
+    return Prepared(Result(source, thumbnail=thumbnail), tensor)
+
+
+def chunks(items, size):
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def classify(sources, read, *, classifier=None, top_k=None, thumbnails=False, pool=None):
+    """Yield a list of Results per model call (MAX_BATCH sources), in the sources' order.
+
+    `read(source)` returns the bytes or raises UndecodableImage. With a `pool`, sources are
+    read and decoded in its threads while the model runs on the first ones ready."""
+    classifier = classifier or get_classifier()
+    top_k = top_k or settings.CLASSIFIER_TOP_K
+    prepared = (pool.map if pool else map)(lambda source: prepare(source, read, classifier, thumbnails), sources)
+    for chunk in chunks(prepared, MAX_BATCH):
+        ready = [item for item in chunk if item.tensor is not None]
+        for item, labels in zip(ready, top_labels_of(classifier, [item.tensor for item in ready], top_k)):
+            item.result.labels = labels
+        yield [item.result for item in chunk]
+
+
+def read_file(path):
+    """A file's bytes for the command line; decoding refuses more than MAX_UPLOAD_BYTES."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(settings.MAX_UPLOAD_BYTES + 1)
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise UndecodableImage("missing", "No such file.") from None
+
+
+def classify_files(paths, top_k=None, classifier=None):
+    """Yield a Result per path, in order, as each model call finishes."""
+    for batch in classify(paths, read_file, classifier=classifier, top_k=top_k, pool=io_pool()):
+        yield from batch
+
+
+@cache
+def io_pool():
+    """Threads for S3 round trips and decoding, which overlap the model's calls."""
+    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="pipeline")
+
+
+def read_original(image):
+    data = default_storage.read(image.file.name, limit=settings.MAX_UPLOAD_BYTES)
+    if data is None:
+        raise UndecodableImage(*MISSING)
+    return data
+
+
+def store_thumbnail(image, data):
+    return default_storage.write(thumbnail_key(image, "thumbnail.jpg"), data, "image/jpeg")
+
+
+def classify_stored(images, classifier=None):
+    """The worker's run over claimed images: originals from S3, each batch's thumbnails stored
+    while the next batch is in the model. Returns (image, labels, thumbnail key, code, reason)
+    outcomes, as Image.objects.finish records them."""
+    pool = io_pool()
+    outcomes, storing = [], []
+    for batch in classify(images, read_original, classifier=classifier, thumbnails=True, pool=pool):
+        for result in batch:
+            if result.ok:
+                storing.append((result, pool.submit(store_thumbnail, result.source, result.thumbnail)))
+            else:
+                outcomes.append((result.source, (), "", result.code, result.error))
+    outcomes += [(result.source, result.labels, key.result(), "", "") for result, key in storing]
+    return outcomes

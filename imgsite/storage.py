@@ -1,0 +1,96 @@
+"""The private image bucket, as a django-storages S3 storage with the few extra calls imgsite makes.
+
+Django's file API (FileField.save, .url) works as usual. The worker and the models use the
+one-call methods: `read` (one GetObject), `write` (one PutObject) and `delete_many`
+(DeleteObjects, 1,000 keys a call): django-storages' file objects cost a HEAD and a
+transfer-manager hand-off per object, which dominated a worker's time (bench/README.md).
+
+The stored Content-Type never follows a file's name: a name is the user's to choose.
+"""
+import logging
+import os
+import threading
+
+from botocore.exceptions import ClientError
+from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
+
+log = logging.getLogger(__name__)
+
+MISSING = ("404", "NoSuchKey", "NotFound")
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+class ImageStorage(S3Storage):
+    default_content_type = DEFAULT_CONTENT_TYPE
+
+    def __init__(self, **settings):
+        super().__init__(**settings)
+        self._shared_client = (None, None)
+        self._client_lock = threading.Lock()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_client_lock", None)
+        state["_shared_client"] = (None, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self):
+        """One boto3 client per process (clients are thread-safe; the resources behind
+        `connection` are not, so django-storages makes one per thread). Made after a fork,
+        never inherited: a forked child must not share its parent's sockets."""
+        pid, client = self._shared_client
+        if pid != os.getpid():
+            with self._client_lock:
+                pid, client = self._shared_client
+                if pid != os.getpid():
+                    client = self.connection.meta.client
+                    self._shared_client = (os.getpid(), client)
+        return client
+
+    def key(self, name):
+        return self._normalize_name(clean_name(name))
+
+    def read(self, name, limit=None):
+        """The object's bytes (at most `limit` + 1 of them when given), or None when it does not exist."""
+        try:
+            body = self.client.get_object(Bucket=self.bucket_name, Key=self.key(name))["Body"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in MISSING:
+                return None
+            raise
+        with body:
+            return body.read() if limit is None else body.read(limit + 1)
+
+    def write(self, name, data, content_type):
+        """Store `data` under `name` with this Content-Type, in one PutObject; returns the name."""
+        self.client.put_object(Bucket=self.bucket_name, Key=self.key(name), Body=data, ContentType=content_type,
+                               **self.get_object_parameters(name))
+        return clean_name(name)
+
+    def delete_many(self, names):
+        """Delete these objects, 1,000 keys per call; returns how many S3 reported deleted."""
+        keys = sorted({self.key(name) for name in names if name})
+        deleted = 0
+        for start in range(0, len(keys), 1000):
+            objects = [{"Key": key} for key in keys[start:start + 1000]]
+            answer = self.client.delete_objects(Bucket=self.bucket_name, Delete={"Objects": objects, "Quiet": True})
+            for error in answer.get("Errors", []):
+                log.warning("could not delete %s: %s", error.get("Key"), error.get("Message"))
+            deleted += len(objects) - len(answer.get("Errors", []))
+        return deleted
+
+    def _get_write_parameters(self, name, content=None):
+        """django-storages guesses Content-Type and Content-Encoding from the name; here the
+        type comes from the content (what was detected), else application/octet-stream."""
+        params = self.get_object_parameters(name)
+        params.setdefault("ContentType", getattr(content, "content_type", None) or self.default_content_type)
+        params.pop("ContentEncoding", None)
+        if "ACL" not in params and self.default_acl:
+            params["ACL"] = self.default_acl
+        return params
