@@ -95,12 +95,12 @@ class ImageAdmin(ReadOnlyAdmin):
     def latency(self, image):
         return seconds(image.took)
 
-    @admin.action(description="Re-queue selected failed or stale images")
+    @admin.action(description="Re-queue selected failed or lost images")
     def requeue(self, request, queryset):
         selected = queryset.count()
-        requeued = tasks.requeue(queryset.failed_or_stale_ids(timezone.now()))
+        requeued = tasks.requeue(queryset.failed_or_lost_ids(timezone.now()))
         self.message_user(request, f"Re-queued {requeued} image(s); {selected - requeued} skipped "
-                                   "(done, or queued or processing for less than STALE_AFTER_SECONDS).")
+                                   "(done, or waiting or processing for less than RESEND_AFTER_SECONDS).")
 
     @admin.action(description="Mark selected images as failed")
     def mark_failed(self, request, queryset):

@@ -5,10 +5,11 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery
 from django.utils import timezone
 
 FINAL_STATUSES = ("done", "failed")
+GAVE_UP = ("gave_up", "Gave up after {attempts} attempts: the worker crashed or timed out every time.")
 # The stored original's extension, from the type found by reading the file: never from its name.
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
               "image/bmp": ".bmp", "image/tiff": ".tif"}
@@ -67,23 +68,28 @@ class ImageQuerySet(models.QuerySet):
         return self.filter(owner=user)
 
     def claimable(self, now):
-        """Queued images, or images whose claim is older than the task time limit: their
-        worker died, and SQS has redelivered the message after the visibility timeout."""
-        expired = now - timedelta(seconds=settings.TASK_TIME_LIMIT)
+        """Queued images, or images whose claim has lapsed: its worker stopped extending the
+        lease (it died, or gave up past the task time limit), and SQS redelivered the message."""
         return self.filter(
-            Q(status=Image.Status.QUEUED) | Q(status=Image.Status.PROCESSING, started_at__lt=expired)
+            Q(status=Image.Status.QUEUED) | Q(status=Image.Status.PROCESSING, lease_expires_at__lt=now)
         )
 
-    def claim(self, ids, worker):
-        """Mark claimable images as processing by `worker` with one conditional UPDATE.
+    def claim(self, ids, worker, now=None):
+        """Mark claimable images as processing by `worker`, leased for CLAIM_LEASE_SECONDS, with
+        conditional UPDATEs; returns the images this call claimed.
 
-        Returns the images this call claimed: a duplicate delivery of the same message
-        claims nothing while the first one is working, and a finished image is never claimed.
-        """
-        now = timezone.now()
-        self.filter(id__in=ids).claimable(now).update(
+        A duplicate delivery claims nothing while the first one holds the lease, a finished
+        image is never claimed, and an image already claimed MAX_RECEIVE_COUNT times fails
+        instead: whatever re-sent it, it never loops."""
+        now = now or timezone.now()
+        claimable = self.filter(id__in=ids).claimable(now)
+        claimable.filter(attempts__gte=settings.MAX_RECEIVE_COUNT).update(
+            status=Image.Status.FAILED, error_code=GAVE_UP[0], finished_at=now,
+            error=GAVE_UP[1].format(attempts=settings.MAX_RECEIVE_COUNT),
+        )
+        claimable.update(
             status=Image.Status.PROCESSING, started_at=now, worker=worker, attempts=F("attempts") + 1,
-            error="", error_code="",
+            lease_expires_at=now + timedelta(seconds=settings.CLAIM_LEASE_SECONDS), error="", error_code="",
         )
         return list(self.filter(id__in=ids, status=Image.Status.PROCESSING, worker=worker, started_at=now))
 
@@ -91,28 +97,74 @@ class ImageQuerySet(models.QuerySet):
         """The images `worker` is processing: every worker-side transition is conditioned on it."""
         return self.filter(status=Image.Status.PROCESSING, worker=worker)
 
+    def extend_lease(self, ids, worker, until):
+        """Keep `worker`'s claim on these images until `until`; returns how many it still holds."""
+        return self.filter(id__in=ids).claimed_by(worker).update(lease_expires_at=until)
+
+    def held_until(self, ids, now):
+        """When the last live lease on these images lapses, or None when none holds them."""
+        return self.filter(id__in=ids, status=Image.Status.PROCESSING, lease_expires_at__gt=now).aggregate(
+            until=Max("lease_expires_at"))["until"]
+
     def release(self, ids, worker):
         """Give claimed images back to the queue, e.g. before a transient-error retry."""
-        return self.filter(id__in=ids).claimed_by(worker).update(status=Image.Status.QUEUED, started_at=None)
+        return self.filter(id__in=ids).claimed_by(worker).update(
+            status=Image.Status.QUEUED, started_at=None, lease_expires_at=None)
 
-    def stale(self, now, queue_is_empty):
-        """Images that no message will finish: claimed by a worker that vanished long ago,
-        or queued long ago while the queue holds nothing at all (the message was lost).
-        `queue_is_empty()` is asked only when some image has waited queued that long."""
-        bound = now - timedelta(seconds=settings.STALE_AFTER_SECONDS)
-        lost = Q(status=Image.Status.PROCESSING, started_at__lt=bound)
-        waiting = Q(status=Image.Status.QUEUED, queued_at__lt=bound)
-        if self.filter(waiting).exists() and queue_is_empty():
-            lost |= waiting
-        return self.filter(lost)
+    # The outbox: accepted images wait here, unsent, until classifier.tasks.dispatch sends them.
+
+    def unsent(self):
+        return self.filter(status=Image.Status.QUEUED, sent_at__isnull=True)
+
+    def waiting_in_queue(self):
+        """Sent and not claimed yet: their messages wait in SQS."""
+        return self.filter(status=Image.Status.QUEUED, sent_at__isnull=False)
+
+    def outbox_owners(self, limit):
+        """The owners with unsent images, the longest waiting first."""
+        oldest = self.unsent().values("owner_id").annotate(since=Min("queued_at")).order_by("since", "owner_id")
+        return [row["owner_id"] for row in oldest[:limit]]
+
+    def waiting_messages(self, owner_ids):
+        """{owner id: messages of theirs waiting in SQS}."""
+        rows = self.waiting_in_queue().filter(owner_id__in=owner_ids).values("owner_id").annotate(
+            messages=Count("message", distinct=True))
+        return {row["owner_id"]: row["messages"] for row in rows}
+
+    def take_for_message(self, owner_id, message, now):
+        """Take up to IMAGES_PER_MESSAGE of the owner's oldest unsent images for one message;
+        returns the ids taken (a concurrent dispatcher may have taken some of them)."""
+        ids = list(self.unsent().filter(owner_id=owner_id).order_by("id").values_list("pk", flat=True)[
+            :settings.IMAGES_PER_MESSAGE])
+        self.unsent().filter(id__in=ids).update(sent_at=now, message=message)
+        taken = self.filter(message=message, status=Image.Status.QUEUED).order_by("id")
+        return list(taken.values_list("pk", flat=True))
+
+    def unsend(self, message):
+        """Put a message's images back in the outbox (sending it failed)."""
+        return self.filter(message=message, status=Image.Status.QUEUED).update(sent_at=None, message=None)
+
+    def lost(self, now):
+        """Images whose message is gone: sent long ago and still unclaimed, or claimed by a
+        worker whose lease ran out long ago (and no redelivery claimed them since)."""
+        bound = now - timedelta(seconds=settings.RESEND_AFTER_SECONDS)
+        return self.filter(Q(status=Image.Status.QUEUED, sent_at__lt=bound)
+                           | Q(status=Image.Status.PROCESSING, lease_expires_at__lt=bound))
+
+    def resend(self, ids):
+        """Put lost images back in the outbox, keeping their attempts; returns how many."""
+        return self.filter(id__in=ids).lost(timezone.now()).update(
+            status=Image.Status.QUEUED, sent_at=None, message=None, started_at=None, lease_expires_at=None,
+            requeues=F("requeues") + 1,
+        )
 
     def requeue(self, ids):
-        """Put the unfinished or failed images among `ids` back in the queue; returns their ids.
-        The caller sends their messages (classifier.tasks.requeue)."""
+        """Put the unfinished or failed images among `ids` back in the outbox for a fresh start
+        (their attempts reset); returns their ids. classifier.tasks.requeue sends them."""
         ids = list(self.filter(id__in=ids).exclude(status=Image.Status.DONE).values_list("pk", flat=True))
         self.filter(id__in=ids).update(
-            status=Image.Status.QUEUED, queued_at=timezone.now(), started_at=None, error="", error_code="",
-            requeues=F("requeues") + 1,
+            status=Image.Status.QUEUED, queued_at=timezone.now(), sent_at=None, message=None, started_at=None,
+            lease_expires_at=None, attempts=0, error="", error_code="", requeues=F("requeues") + 1,
         )
         return ids
 
@@ -189,10 +241,10 @@ class ImageQuerySet(models.QuerySet):
     def failed_ids(self):
         return list(self.filter(status=Image.Status.FAILED).values_list("pk", flat=True))
 
-    def failed_or_stale_ids(self, now):
-        """For operators: the failed images among these, and the stale ones (whatever the queue holds)."""
-        stale = Image.objects.stale(now, queue_is_empty=lambda: True).values("pk")
-        return list(self.filter(Q(status=Image.Status.FAILED) | Q(pk__in=stale)).values_list("pk", flat=True))
+    def failed_or_lost_ids(self, now):
+        """For operators: the failed images among these, and the lost ones."""
+        lost = Image.objects.lost(now).values("pk")
+        return list(self.filter(Q(status=Image.Status.FAILED) | Q(pk__in=lost)).values_list("pk", flat=True))
 
     def delete_listing_files(self):
         """Delete the rows; returns the stored names no remaining image uses (a thumbnail that a
@@ -233,7 +285,12 @@ class Image(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker claimed it.")
     requeues = models.PositiveSmallIntegerField(default=0, help_text="How many times the sweeper re-queued it.")
     queued_at = models.DateTimeField(default=timezone.now, help_text="When the image was queued (or re-queued).")
+    sent_at = models.DateTimeField(null=True, blank=True,
+                                   help_text="When its message was sent to SQS; empty while it waits in the outbox.")
+    message = models.UUIDField(null=True, blank=True, help_text="The SQS message that carries it, once sent.")
     started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker last claimed it.")
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Until when the claiming worker holds it; extended while it works.")
     finished_at = models.DateTimeField(null=True, blank=True, help_text="When it reached done or failed.")
     worker = models.CharField(max_length=100, blank=True, help_text="The worker that handled it last.")
     model_name = models.CharField(max_length=50, blank=True, help_text="The model that classified it.")
@@ -250,6 +307,9 @@ class Image(models.Model):
             models.Index(fields=["owner", "status"], name="image_owner_status_idx"),
             models.Index(fields=["batch", "id"], name="image_batch_idx"),
             models.Index(fields=["status", "started_at"], name="image_status_started_idx"),
+            models.Index(fields=["status", "sent_at", "owner"], name="image_outbox_idx"),
+            models.Index(fields=["status", "lease_expires_at"], name="image_lease_idx"),
+            models.Index(fields=["message"], name="image_message_idx"),
             models.Index(fields=["status", "finished_at"], name="image_status_finished_idx"),
             models.Index(fields=["owner", "sha256"], name="image_owner_sha256_idx"),
         ]

@@ -6,6 +6,7 @@ classify`, the benchmarks and the tests read files (`classify_files`). Both go t
 same bytes get the same labels either way.
 """
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 # past the tolerance tests/classifier/test_pipeline.py holds the worker to (bench/README.md).
 DECODE_MIN_SIDE = 1024
 MISSING = ("missing", "The uploaded file is missing from storage.")
+TIMED_OUT = ("timeout", "Took longer than {seconds} s to classify; gave up.")
 
 
 @dataclass
@@ -117,10 +119,15 @@ def store_thumbnail(image, data):
     return default_storage.write(thumbnail_key(image, "thumbnail.jpg"), data, "image/jpeg")
 
 
-def classify_stored(images, classifier=None):
+def timed_out(image):
+    return (image, (), "", TIMED_OUT[0], TIMED_OUT[1].format(seconds=settings.TASK_SOFT_TIME_LIMIT))
+
+
+def classify_stored(images, classifier=None, deadline=None):
     """The worker's run over claimed images: originals from S3, each batch's thumbnails stored
     while the next batch is in the model. Returns (image, labels, thumbnail key, code, reason)
-    outcomes, as Image.objects.finish records them."""
+    outcomes, as Image.objects.finish records them. Images not reached by the monotonic
+    `deadline` fail as timed out."""
     pool = io_pool()
     outcomes, storing = [], []
     for batch in classify(images, read_original, classifier=classifier, thumbnails=True, pool=pool):
@@ -129,5 +136,8 @@ def classify_stored(images, classifier=None):
                 storing.append((result, pool.submit(store_thumbnail, result.source, result.thumbnail)))
             else:
                 outcomes.append((result.source, (), "", result.code, result.error))
+        if deadline is not None and time.monotonic() > deadline:
+            break
     outcomes += [(result.source, result.labels, key.result(), "", "") for result, key in storing]
-    return outcomes
+    reached = {outcome[0].pk for outcome in outcomes}
+    return outcomes + [timed_out(image) for image in images if image.pk not in reached]

@@ -1,8 +1,10 @@
-"""Making sure no image waits forever: dead-lettered messages and stale images.
+"""Making sure no image waits forever: dead-lettered messages, lost messages, the outbox.
 
-A message that crashed its worker maxReceiveCount times lands in the dead-letter
-queue; its images are failed. An image whose message was lost (a local SQS restarted,
-a queue purged) is re-queued once, and failed if it stalls again.
+A message that crashed its worker MAX_RECEIVE_COUNT times lands in the dead-letter queue;
+its images are failed. An image whose message was lost (a local SQS restarted, a queue
+purged, a send that never arrived) goes back to the outbox and is sent again, whatever the
+queue's depth; its attempts are kept, so the claim's cap still ends a loop. The autoscaler
+runs a sweep on every tick (`manage.py sweep` runs one).
 """
 import base64
 import json
@@ -12,22 +14,18 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import Image
-from classifier.tasks import requeue
+from classifier.models import GAVE_UP, Image
+from classifier.tasks import dispatch
 from imgsite.aws import client, queue_url
-from imgsite.queue import queue_depth
 
 log = logging.getLogger(__name__)
-
-GAVE_UP = ("gave_up", "Gave up after {attempts} attempts: the worker crashed or timed out every time.")
-STALLED = ("stalled", "Stalled twice without finishing; gave up.")
 
 
 @dataclass
 class SweepReport:
     dead_lettered: int = 0
-    requeued: int = 0
-    failed: int = 0
+    resent: int = 0
+    dispatched: int = 0
 
 
 def image_ids_in(body):
@@ -65,31 +63,33 @@ def fail_dead_letters(limit=100):
 
 
 def fail_exhausted(ids):
-    """Fail the unfinished images among `ids`, one UPDATE per distinct reason."""
+    """Fail the unfinished images among `ids`, one UPDATE per distinct reason; an image that a
+    worker holds under a live lease (it was sent again meanwhile) finishes on its own."""
     by_reason = {}
-    for image_id, attempts in Image.objects.filter(id__in=ids).values_list("id", "attempts"):
+    images = Image.objects.filter(id__in=ids).exclude(status=Image.Status.PROCESSING,
+                                                      lease_expires_at__gt=timezone.now())
+    for image_id, attempts in images.values_list("id", "attempts"):
         reason = GAVE_UP[1].format(attempts=max(attempts, settings.MAX_RECEIVE_COUNT))
         by_reason.setdefault(reason, []).append(image_id)
     return sum(Image.objects.fail(image_ids, GAVE_UP[0], reason) for reason, image_ids in by_reason.items())
 
 
-def queue_is_empty():
-    return not any(queue_depth().values())
-
-
-def sweep_stale(now):
-    """Re-queue lost images once; fail those that were already re-queued."""
-    stale = list(Image.objects.stale(now, queue_is_empty).values_list("id", "requeues"))
-    again = [image_id for image_id, requeues in stale if requeues]
-    first = [image_id for image_id, requeues in stale if not requeues]
-    failed = Image.objects.fail(again, *STALLED) if again else 0
-    return requeue(first), failed
+def resend_lost(now):
+    """Put the images whose message was lost back in the outbox; returns how many."""
+    return Image.objects.resend(list(Image.objects.lost(now).values_list("pk", flat=True)[:10_000]))
 
 
 def sweep(now=None):
-    """One pass of both sweeps; the autoscaler runs this on every tick too."""
-    report = SweepReport(dead_lettered=fail_dead_letters())
-    report.requeued, report.failed = sweep_stale(now or timezone.now())
-    if report.dead_lettered or report.requeued or report.failed:
+    """One pass: fail dead-lettered images, resend lost ones, and send what the outbox holds.
+    Each part runs even when another fails (SQS down must not stop the re-sends)."""
+    now = now or timezone.now()
+    report = SweepReport()
+    for field, step in (("dead_lettered", fail_dead_letters), ("resent", lambda: resend_lost(now)),
+                        ("dispatched", lambda: dispatch(now))):
+        try:
+            setattr(report, field, step())
+        except Exception:
+            log.exception("sweep: %s failed; the rest goes on", field)
+    if report.dead_lettered or report.resent:
         log.info("sweep: %s", report)
     return report

@@ -12,7 +12,7 @@ from django.db import transaction
 from classifier.archives import NO_IMAGES, RefusedArchive, expand_archive, is_archive
 from classifier.decoding import UndecodableImage, read_header, size_problem
 from classifier.models import Batch, Image, image_key
-from classifier.tasks import enqueue
+from classifier.tasks import dispatch_after_commit
 
 
 @dataclass
@@ -142,9 +142,8 @@ def accept_uploads(user, uploads, batch=None):
             batch.save()
         result.accepted = Image.objects.bulk_create(stored)
         reused = Image.objects.reuse_results(result.accepted, settings.CLASSIFIER_MODEL)
-        ids = [image.pk for image in result.accepted if image.pk not in reused]
         result.reused = len(reused)
-        if ids:
-            transaction.on_commit(lambda: enqueue(ids))
+        if len(reused) < len(result.accepted):
+            dispatch_after_commit()
     result.batch = batch
     return result

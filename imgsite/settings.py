@@ -146,10 +146,17 @@ AWS_REGION = require("AWS_REGION", envstr("AWS_REGION", "us-east-1"))
 IMAGE_BUCKET = require("IMAGE_BUCKET", envstr("IMAGE_BUCKET", "imgsite-images"))
 CLASSIFY_QUEUE = require("CLASSIFY_QUEUE", envstr("CLASSIFY_QUEUE", "imgsite-classify"))
 DEAD_LETTER_QUEUE = require("DEAD_LETTER_QUEUE", envstr("DEAD_LETTER_QUEUE", "imgsite-classify-dlq"))
-# A message that crashes its worker this many times moves to the dead-letter queue.
+# A message that crashes its worker this many times moves to the dead-letter queue, and an
+# image claimed this many times is failed at its next claim.
 MAX_RECEIVE_COUNT = envint("MAX_RECEIVE_COUNT", 3)
-# Seconds a received message stays hidden; far above the longest task.
-SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 300)
+# Seconds a received message stays hidden, and an image's claim holds, unless the worker
+# extends both (it does, every third of this, while the task runs): so a dead worker's images
+# are picked up by another worker this many seconds after its last heartbeat.
+SQS_VISIBILITY_TIMEOUT = envint("SQS_VISIBILITY_TIMEOUT", 30)
+if SQS_VISIBILITY_TIMEOUT < 6:
+    raise ImproperlyConfigured("SQS_VISIBILITY_TIMEOUT must be at least 6 seconds")
+# An image's claim lapses before its message comes back, so the redelivery can take it over.
+CLAIM_LEASE_SECONDS = SQS_VISIBILITY_TIMEOUT * 2 // 3
 PRESIGNED_URL_EXPIRY = envint("PRESIGNED_URL_EXPIRY", 300)
 
 STORAGES = {
@@ -186,6 +193,15 @@ UPLOAD_STORE_THREADS = envint("UPLOAD_STORE_THREADS", 4)
 DATA_UPLOAD_MAX_NUMBER_FILES = MAX_FILES_PER_REQUEST
 # Images per SQS message: fewer, larger messages keep SQS cheap and let workers batch.
 IMAGES_PER_MESSAGE = envint("IMAGES_PER_MESSAGE", 16)
+# Fair share: accepted images wait in the database (the outbox) and are sent so that each
+# user has at most this many messages waiting in SQS; a busy user cannot put more than that
+# ahead of anyone else, and workers refill it as they claim.
+DISPATCH_WAITING_PER_USER = envint("DISPATCH_WAITING_PER_USER", 2)
+# A sent image still unclaimed after this long (or claimed by a worker whose lease ran out this
+# long ago) has lost its message: it goes back to the outbox and is sent again.
+RESEND_AFTER_SECONDS = envint("RESEND_AFTER_SECONDS", 900)
+if IMAGES_PER_MESSAGE < 1 or DISPATCH_WAITING_PER_USER < 1:
+    raise ImproperlyConfigured("IMAGES_PER_MESSAGE and DISPATCH_WAITING_PER_USER must be at least 1")
 
 
 def broker_url():
@@ -213,8 +229,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 CELERY_TASK_DEFAULT_QUEUE = CLASSIFY_QUEUE
 CELERY_TASK_ACKS_LATE = True
+# A crashed, killed or timed-out task is rejected without re-publishing (classifier.tasks.SqsRequest):
+# SQS redelivers the same message, counting receives, and dead-letters it after MAX_RECEIVE_COUNT.
 CELERY_TASK_ACKS_ON_FAILURE_OR_TIMEOUT = False
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # SQS has no broadcast; busy state lives in the database
 CELERY_WORKER_SEND_TASK_EVENTS = False
@@ -224,11 +242,15 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # A task is killed well before its message becomes visible again, so a claim older than
 # this belongs to a dead worker and may be taken over by the redelivered message.
-TASK_TIME_LIMIT = int(SQS_VISIBILITY_TIMEOUT * 0.8)
+# A group that runs longer than the soft limit fails its remaining images with a reason; the
+# hard limit (prefork) kills a task stuck past it, and the worker stops extending its message
+# then in every pool, so that SQS hands it to another worker.
+TASK_SOFT_TIME_LIMIT = envint("TASK_SOFT_TIME_LIMIT", 120)
+TASK_TIME_LIMIT = envint("TASK_TIME_LIMIT", TASK_SOFT_TIME_LIMIT + 30)
+if not 0 < TASK_SOFT_TIME_LIMIT < TASK_TIME_LIMIT:
+    raise ImproperlyConfigured("Need 0 < TASK_SOFT_TIME_LIMIT < TASK_TIME_LIMIT")
+CELERY_TASK_SOFT_TIME_LIMIT = TASK_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
-# An image claimed this long ago, or queued this long ago while the queue is empty, has lost
-# its message: every delivery SQS would make (maxReceiveCount of them) has run out by then.
-STALE_AFTER_SECONDS = envint("STALE_AFTER_SECONDS", SQS_VISIBILITY_TIMEOUT * (MAX_RECEIVE_COUNT + 1) + 60)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- The classifier. ---

@@ -9,7 +9,7 @@ from django.utils import timezone
 from classifier.admin import ReadOnlyAdmin
 from imgsite.queue import queue_depth
 from scaling.models import ScalingEvent, WorkerNode
-from scaling.workload import depth_in_images, open_images, recent_seconds_per_image
+from scaling.workload import busy_nodes, depth_in_images, open_images, recent_seconds_per_image, tasks_running
 
 log = logging.getLogger(__name__)
 
@@ -25,16 +25,16 @@ def fleet_overview(now):
     overview["seconds_per_image"] = recent_seconds_per_image(now)
     overview["alive"] = WorkerNode.objects.alive(now, settings.WORKER_STALE_SECONDS).filter(
         stopped_at__isnull=True).count()
-    overview["busy"] = len(WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS))
+    overview["busy"] = len(busy_nodes(now))
     overview["events"] = list(ScalingEvent.objects.all()[:10])
     return overview
 
 
 @admin.register(WorkerNode)
 class WorkerNodeAdmin(ReadOnlyAdmin):
-    list_display = ["name", "state", "running_tasks", "current_task", "last_heartbeat", "started_at", "stopped_at"]
+    list_display = ["name", "state", "tasks", "last_heartbeat", "started_at", "stopped_at"]
     list_filter = ["draining", "started_at"]
-    search_fields = ["name", "current_task"]
+    search_fields = ["name"]
     change_list_template = "admin/scaling/workernode/change_list.html"
 
     @admin.display(description="State")
@@ -45,7 +45,14 @@ class WorkerNodeAdmin(ReadOnlyAdmin):
             return "silent"
         if node.draining:
             return "draining"
-        return "busy" if node.running_tasks else "idle"
+        return "busy" if node.tasks else "idle"
+
+    @admin.display(description="Tasks running", ordering="tasks")
+    def tasks(self, node):
+        return node.tasks
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(tasks=tasks_running(timezone.now()))
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {**(extra_context or {}), "fleet": fleet_overview(timezone.now())}

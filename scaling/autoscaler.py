@@ -9,9 +9,9 @@ from django.db.models import Max
 from classifier.models import Image
 from imgsite.queue import queue_depth
 from scaling.fleets import BOOTING, DRAINING, RUNNING
-from scaling.models import ScalingEvent, WorkerNode
+from scaling.models import ScalingEvent
 from scaling.policy import History, PolicySettings, build_observation, desired_workers, update_history
-from scaling.workload import depth_in_images, open_images, recent_seconds_per_image
+from scaling.workload import busy_nodes, depth_in_images, open_images, outbox_images, recent_seconds_per_image
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class Snapshot:
 def observe(fleet, now):
     nodes = fleet.list()
     depth = depth_in_images(queue_depth(), open_images())
-    busy = WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS)
+    depth["visible"] += outbox_images()  # accepted, not sent yet: backlog all the same
+    busy = busy_nodes(now)
     last_finished = Image.objects.aggregate(last=Max("finished_at"))["last"]
     return Snapshot(depth, nodes, busy, recent_seconds_per_image(now),
                     last_finished.timestamp() if last_finished else None)

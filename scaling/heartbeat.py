@@ -1,7 +1,8 @@
-"""Worker side of scaling: report liveness and the current task on the node's WorkerNode row.
+"""Worker side of scaling: report liveness on the node's WorkerNode row, and drain when asked.
 
-SQS offers no remote control, so the autoscaler learns which nodes are busy from here,
-and asks a node to drain by setting WorkerNode.draining, which the heartbeat picks up.
+SQS offers no remote control, so the autoscaler learns which nodes are alive from here, and
+asks a node to drain by setting WorkerNode.draining, which the heartbeat picks up. Which nodes
+are busy it learns from the images' leases (scaling.workload.busy_nodes), which expire.
 """
 import logging
 import os
@@ -46,13 +47,3 @@ def start_heartbeat(**kwargs):
         report("report_stopped")
 
     signals.worker_shutdown.connect(stop_heartbeat, weak=False)
-
-
-@signals.task_prerun.connect
-def task_started(task_id=None, **kwargs):
-    report("report_task", task_id or "", 1)
-
-
-@signals.task_postrun.connect
-def task_finished(task_id=None, **kwargs):
-    report("report_task", task_id or "", -1)

@@ -2,17 +2,7 @@
 from datetime import timedelta
 
 from django.db import models
-from django.db.models import Case, F, Value, When
 from django.utils import timezone
-
-
-def current_task_after(task, delta):
-    """The task a node started last: set when one starts, cleared when its last one ends."""
-    if delta > 0:
-        return Value(task)
-    if delta < 0:
-        return Case(When(running_tasks=-delta, then=Value("")), default=F("current_task"))
-    return F("current_task")
 
 
 class WorkerNodeQuerySet(models.QuerySet):
@@ -26,16 +16,11 @@ class WorkerNodeQuerySet(models.QuerySet):
             models.Q(stopped_at__isnull=False) | models.Q(last_heartbeat__lt=stale)
         ).values_list("name", flat=True))
 
-    def busy_names(self, now, stale_after):
-        """Nodes running a task right now (SQS has no remote control, so this is the only source)."""
-        return set(self.alive(now, stale_after).filter(running_tasks__gt=0).values_list("name", flat=True))
 
 
 class WorkerNode(models.Model):
     name = models.CharField(max_length=100, unique=True,
                             help_text="The node id: an EC2 instance id, or local-N for a local process.")
-    running_tasks = models.PositiveIntegerField(default=0, help_text="Tasks the node is running right now.")
-    current_task = models.CharField(max_length=255, blank=True, help_text="The task it started last, if busy.")
     last_heartbeat = models.DateTimeField(default=timezone.now, help_text="When the node last reported in.")
     started_at = models.DateTimeField(default=timezone.now, help_text="When its worker process started.")
     draining = models.BooleanField(default=False,
@@ -54,20 +39,13 @@ class WorkerNode(models.Model):
     @classmethod
     def report_started(cls, name):
         cls.objects.update_or_create(name=name, defaults={
-            "running_tasks": 0, "current_task": "", "draining": False, "stopped_at": None,
+            "draining": False, "stopped_at": None,
             "last_heartbeat": timezone.now(), "started_at": timezone.now(),
         })
 
     @classmethod
-    def report_task(cls, name, task, delta):
-        # current_task comes first: it must read running_tasks before this update (MySQL assigns in order).
-        cls.objects.filter(name=name).update(current_task=current_task_after(task, delta),
-                                             running_tasks=F("running_tasks") + delta,
-                                             last_heartbeat=timezone.now())
-
-    @classmethod
     def report_stopped(cls, name):
-        cls.objects.filter(name=name).update(running_tasks=0, current_task="", stopped_at=timezone.now())
+        cls.objects.filter(name=name).update(stopped_at=timezone.now())
 
     @classmethod
     def ask_to_drain(cls, names):

@@ -2,13 +2,49 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce, Concat
 
 from classifier.models import Image
 
 
 def open_images():
-    """Images not yet finished: the work the queue's messages stand for."""
-    return Image.objects.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING]).count()
+    """Sent images not yet finished: the work the queue's messages stand for."""
+    return Image.objects.filter(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING],
+                                sent_at__isnull=False).count()
+
+
+def outbox_images():
+    """Accepted images not yet sent (classifier.tasks.dispatch sends them as workers free up):
+    backlog the queue's depth does not show."""
+    return Image.objects.unsent().count()
+
+
+def live_claims(now):
+    """{node: tasks it runs now}. A worker extends its images' leases while its task runs, and
+    stops when it dies or gives up at the task time limit: so a node whose process was killed
+    stops counting as busy within SQS_VISIBILITY_TIMEOUT, and nothing can pin it busy forever."""
+    claims = Image.objects.filter(status=Image.Status.PROCESSING, lease_expires_at__gt=now).values_list(
+        "worker", "started_at").distinct()
+    tasks = {}
+    for worker, _ in claims:
+        node = worker.rsplit(":", 1)[0]
+        tasks[node] = tasks.get(node, 0) + 1
+    return tasks
+
+
+def busy_nodes(now):
+    """The nodes running a task now."""
+    return set(live_claims(now))
+
+
+def tasks_running(now):
+    """live_claims() as an expression on WorkerNode rows: the tasks each node runs now."""
+    claims = Image.objects.filter(status=Image.Status.PROCESSING, lease_expires_at__gt=now,
+                                  worker__startswith=Concat(OuterRef("name"), Value(":")))
+    count = claims.order_by().annotate(one=Value(1)).values("one").annotate(
+        tasks=Count("started_at", distinct=True)).values("tasks")
+    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
 
 
 def recent_seconds_per_image(now, window=timedelta(minutes=10), limit=2000):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from imgsite.aws import client
 from scaling.fleets.ec2 import Ec2Fleet, draining_since
 from scaling.fleets.nodes import BOOTING, DRAINING, Node, worker_rows, worker_state
-from scaling.models import WorkerNode
+from scaling.workload import busy_nodes
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class AsgFleet(Ec2Fleet):
         """The group's nodes; also protects the busy ones from the group's own scale-in."""
         now = now or timezone.now()
         instances = self.instances()
-        self.protect(WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS), instances)
+        self.protect(busy_nodes(now), instances)
         rows = worker_rows(instance["InstanceId"] for instance in instances)
         return sorted((self.node(instance, rows) for instance in instances), key=lambda node: node.id)
 

@@ -17,22 +17,23 @@ from scaling.fleets.nodes import Node, worker_rows, worker_state
 from scaling.models import WorkerNode
 
 
-def worker_argv(node):
+def worker_argv(node, pool="threads"):
     """One worker process per node, the model loaded once, running two tasks in threads: while
     one task's images are in the model (one call at a time), the other's are fetched, decoded
     or stored, so the model does not wait for a group's first images or the previous group's
-    database writes."""
+    database writes. (`pool="prefork"` runs one pool process instead, as a worker machine does.)"""
+    concurrency = 2 if pool == "threads" else 1
     return [
         sys.executable, "-m", "celery", "-A", "imgsite", "worker",
-        "--pool=threads", "--concurrency=2", "--loglevel=INFO",
+        f"--pool={pool}", f"--concurrency={concurrency}", "--loglevel=INFO",
         "-Q", settings.CLASSIFY_QUEUE, "-n", f"{node}@%h",
         "--without-heartbeat", "--without-gossip", "--without-mingle",
     ]
 
 
-def start_worker(node, env=None, log_path=None):
+def start_worker(node, env=None, log_path=None, pool="threads"):
     env = {**os.environ, **(env or {}), "WORKER_NODE": node}
-    return start_process(worker_argv(node), env=env, log_path=log_path)
+    return start_process(worker_argv(node, pool), env=env, log_path=log_path)
 
 
 def inference_threads(max_nodes):

@@ -97,10 +97,10 @@ def test_an_image_whose_file_is_gone_fails_as_missing(user, aws):
 
 
 @pytest.mark.django_db
-def test_an_image_the_model_input_cannot_be_made_for_fails_alone(user, aws, configured_classifier, monkeypatch):
+def test_an_image_the_model_input_cannot_be_made_for_fails_alone(user, aws, configured_classifier, monkeypatch,
+                                                                  sent_messages):
     from classifier.upload import accept_uploads
 
-    monkeypatch.setattr("classifier.upload.enqueue", lambda ids: None)
     photos = [SimpleUploadedFile(f"{name}.jpg", photo_jpeg(name, max_side=side), "image/jpeg")
               for name, side in (("chelsea", 300), ("coffee", 280), ("astronaut", 300))]
     images = accept_uploads(user, photos).accepted

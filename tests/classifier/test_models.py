@@ -1,4 +1,5 @@
-"""Claiming and finishing images: the conditional updates that make redelivery safe."""
+"""Claiming, leasing, sending and finishing images: the conditional updates that make redelivery safe."""
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -20,12 +21,52 @@ def test_it_claims_a_queued_image_once(user):
     assert (image.status, image.worker, image.attempts) == ("processing", "w1:1", 1)
 
 
-def test_it_takes_over_a_claim_older_than_the_task_time_limit(user):
-    old = timezone.now() - timedelta(seconds=settings.TASK_TIME_LIMIT + 1)
-    image = make_image(user, status=Image.Status.PROCESSING, worker="dead:1", started_at=old, attempts=1)
-    claimed = Image.objects.claim([image.pk], "w2:2")
-    assert [i.worker for i in claimed] == ["w2:2"]
-    assert claimed[0].attempts == 2
+def test_it_takes_over_a_claim_whose_lease_ran_out(user):
+    now = timezone.now()
+    lapsed = make_image(user, status=Image.Status.PROCESSING, worker="dead:1", started_at=now, attempts=1,
+                        lease_expires_at=now - timedelta(seconds=1))
+    held = make_image(user, status=Image.Status.PROCESSING, worker="alive:1", started_at=now, attempts=1,
+                      lease_expires_at=now + timedelta(seconds=5))
+    claimed = Image.objects.claim([lapsed.pk, held.pk], "w2:2")
+    assert [(i.pk, i.worker, i.attempts) for i in claimed] == [(lapsed.pk, "w2:2", 2)]
+    assert claimed[0].lease_expires_at == claimed[0].started_at + timedelta(seconds=settings.CLAIM_LEASE_SECONDS)
+
+
+def test_an_image_claimed_max_receive_count_times_fails_at_its_next_claim(user):
+    image = make_image(user, attempts=settings.MAX_RECEIVE_COUNT)
+    assert Image.objects.claim([image.pk], "w1:1") == []
+    image.refresh_from_db()
+    assert (image.status, image.error_code, image.attempts) == ("failed", "gave_up", settings.MAX_RECEIVE_COUNT)
+
+
+def test_a_lease_is_extended_only_for_the_worker_that_holds_it(user):
+    image = make_image(user)
+    Image.objects.claim([image.pk], "w1:1")
+    later = timezone.now() + timedelta(minutes=5)
+    assert Image.objects.extend_lease([image.pk], "w2:2", later) == 0
+    assert Image.objects.extend_lease([image.pk], "w1:1", later) == 1
+    image.refresh_from_db()
+    assert image.lease_expires_at == later
+
+
+def test_the_outbox_hands_out_each_image_once_in_messages_of_images_per_message(user, settings):
+    settings.IMAGES_PER_MESSAGE = 3
+    images = [make_image(user).pk for _ in range(4)]
+    first, second = uuid.uuid4(), uuid.uuid4()
+    now = timezone.now()
+    assert Image.objects.take_for_message(user.pk, first, now) == images[:3]
+    assert Image.objects.take_for_message(user.pk, second, now) == images[3:]
+    assert Image.objects.take_for_message(user.pk, uuid.uuid4(), now) == []
+    assert Image.objects.waiting_messages([user.pk]) == {user.pk: 2}
+    assert Image.objects.unsend(second) == 1 and Image.objects.unsent().count() == 1
+
+
+def test_requeue_starts_failed_images_afresh_in_the_outbox(user):
+    failed = make_image(user, status=Image.Status.FAILED, attempts=3, error_code="gave_up", sent_at=timezone.now())
+    done = make_image(user, status=Image.Status.DONE)
+    assert Image.objects.requeue([failed.pk, done.pk]) == [failed.pk]
+    failed.refresh_from_db()
+    assert (failed.status, failed.attempts, failed.sent_at, failed.error_code) == ("queued", 0, None, "")
 
 
 def test_it_never_claims_a_finished_image(user):

@@ -1,23 +1,23 @@
-"""The sweeper: dead-lettered messages fail their images; lost images are re-queued once."""
+"""The sweeper: dead-lettered messages fail their images; lost messages are sent again."""
+import uuid
 from datetime import timedelta
 
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import Image
-from classifier.sweeper import GAVE_UP, STALLED, image_ids_in, sweep
+from classifier.models import GAVE_UP, Image
+from classifier.sweeper import image_ids_in, sweep
 from classifier.tasks import classify_images
 from imgsite.aws import client, queue_url
 from imgsite.queue import queue_depth
 from tests.classifier.conftest import make_image
-from tests.conftest import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def long_ago():
-    return timezone.now() - timedelta(seconds=settings.STALE_AFTER_SECONDS + 5)
+    return timezone.now() - timedelta(seconds=settings.RESEND_AFTER_SECONDS + 5)
 
 
 def test_it_reads_image_ids_from_a_real_celery_message(user, empty_queues):
@@ -43,35 +43,47 @@ def test_it_fails_the_images_of_a_dead_lettered_message(user, empty_queues):
     assert queue_depth(settings.DEAD_LETTER_QUEUE)["visible"] == 0
 
 
-def test_it_requeues_a_lost_image_once_then_fails_it(user, empty_queues):
-    image = make_image(user, queued_at=long_ago())
+def test_it_leaves_a_dead_lettered_image_that_a_worker_holds_under_a_live_lease(user, empty_queues):
+    image = make_image(user, status=Image.Status.PROCESSING, attempts=1, started_at=timezone.now(),
+                       lease_expires_at=timezone.now() + timedelta(seconds=30), worker="w:1")
+    classify_images.apply_async(args=[[image.pk]], queue=settings.DEAD_LETTER_QUEUE)
 
-    first = sweep()
+    assert sweep().dead_lettered == 0
     image.refresh_from_db()
-    assert (first.requeued, image.status, image.requeues) == (1, "queued", 1)
-    assert queue_depth()["visible"] == 1
-
-    drain(settings.CLASSIFY_QUEUE)  # the new message is lost too
-    Image.objects.filter(pk=image.pk).update(queued_at=long_ago())
-    second = sweep()
-    image.refresh_from_db()
-    assert (second.failed, image.status, image.error_code, image.error) == (1, "failed", *STALLED)
+    assert image.status == "processing"
 
 
-def test_it_leaves_queued_images_alone_while_the_queue_holds_messages(user, empty_queues):
-    image = make_image(user, queued_at=long_ago())
-    classify_images.apply_async(args=[[image.pk]], queue=settings.CLASSIFY_QUEUE)
+def test_a_lost_message_is_sent_again_whatever_the_queue_holds(user, empty_queues):
+    busy_queue = make_image(user, sent_at=timezone.now(), message=uuid.uuid4())
+    classify_images.apply_async(args=[[busy_queue.pk]], queue=settings.CLASSIFY_QUEUE)  # the queue is not empty
+    lost = make_image(user, sent_at=long_ago(), message=uuid.uuid4(), attempts=1)
 
-    assert sweep().requeued == 0
-    image.refresh_from_db()
-    assert image.status == "queued" and image.requeues == 0
+    report = sweep()
+
+    lost.refresh_from_db()
+    assert (report.resent, report.dispatched) == (1, 1)
+    assert (lost.status, lost.requeues, lost.attempts) == ("queued", 1, 1)  # attempts kept: the cap still holds
+    assert lost.sent_at > long_ago() and queue_depth()["visible"] == 2
 
 
-def test_it_requeues_an_image_whose_worker_vanished(user, empty_queues):
-    image = make_image(user, status=Image.Status.PROCESSING, started_at=long_ago(), worker="gone:1")
-    fresh = make_image(user, status=Image.Status.PROCESSING, started_at=timezone.now(), worker="busy:1")
+def test_an_image_whose_worker_vanished_is_sent_again(user, empty_queues):
+    vanished = make_image(user, status=Image.Status.PROCESSING, started_at=long_ago(), lease_expires_at=long_ago(),
+                          worker="gone:1", sent_at=long_ago())
+    working = make_image(user, status=Image.Status.PROCESSING, started_at=long_ago(), worker="busy:1",
+                         lease_expires_at=timezone.now() + timedelta(seconds=30), sent_at=long_ago())
 
-    assert sweep().requeued == 1
-    image.refresh_from_db()
-    fresh.refresh_from_db()
-    assert image.status == "queued" and fresh.status == "processing"
+    assert sweep().resent == 1
+    vanished.refresh_from_db()
+    working.refresh_from_db()
+    assert vanished.status == "queued" and vanished.sent_at is not None
+    assert working.status == "processing"
+
+
+def test_the_resends_go_on_when_the_dead_letter_queue_cannot_be_read(user, empty_queues, monkeypatch):
+    monkeypatch.setattr("classifier.sweeper.queue_url", lambda name: (_ for _ in ()).throw(ConnectionError("down")))
+    lost = make_image(user, sent_at=long_ago(), message=uuid.uuid4())
+
+    report = sweep()
+
+    lost.refresh_from_db()
+    assert (report.dead_lettered, report.resent) == (0, 1)

@@ -1,20 +1,29 @@
-"""The classify task end to end: upload view → S3 (moto) → Celery on SQS (moto) → a real worker
-process → database."""
+"""Queueing and the classify task: the outbox's fair share, sends that fail, and end to end
+(upload view → S3 (moto) → Celery on SQS (moto) → real worker processes → database): crashes,
+poison messages, killed pool processes and a big job beside a small one."""
 import os
 import signal
+import statistics
+import time
 
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
-from classifier.models import Image
-from classifier.sweeper import GAVE_UP, sweep
+from classifier import tasks
+from classifier.models import GAVE_UP, Image
+from classifier.sweeper import sweep
+from classifier.upload import accept_uploads
 from imgsite.queue import queue_depth
+from scaling.workload import busy_nodes
+from tests.classifier.conftest import make_image
 from tests.conftest import wait_until
-from tests.corpus import ACCEPTED, photo_jpeg, truncated_tiff
+from tests.corpus import ACCEPTED, encode, photo, photo_jpeg, truncated_tiff
 
-pytestmark = [pytest.mark.e2e]
+E2E = pytest.mark.e2e
 
 
 def upload(client, files):
@@ -43,6 +52,7 @@ def final_images(count):
     return images if len(images) == count else None
 
 
+@E2E
 def test_three_photos_and_a_broken_file_reach_a_final_status(alice, workers, empty_queues):
     workers("e2e-1")
     upload(alice, photos() + [broken_tiff()])
@@ -61,26 +71,33 @@ def test_three_photos_and_a_broken_file_reach_a_final_status(alice, workers, emp
     assert "truncated" in broken.error.lower()
 
 
-def test_a_killed_worker_loses_no_image(alice, workers, empty_queues):
-    first = workers("doomed")
+@E2E
+def test_a_killed_workers_images_are_done_by_another_within_a_minute(alice, workers, empty_queues):
+    """With the production defaults (30 s visibility, 10 s long polls): the dead worker stops
+    extending its message and its images' leases, so another worker takes them over."""
+    production = {"SQS_VISIBILITY_TIMEOUT": "30", "SQS_WAIT_TIME_SECONDS": "10"}
+    first = workers("doomed", env=production)
     upload(alice, one_message_of_photos())
 
     wait_until(lambda: Image.objects.filter(status="processing").exists(), timeout=90, interval=0.02,
                message="a worker to claim the images")
     os.killpg(first.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
     assert Image.objects.filter(status="processing").exists()
 
-    workers("rescuer")
-    images = wait_until(lambda: final_images(12), timeout=120, message="redelivery after the visibility timeout")
+    workers("rescuer", env=production)
+    images = wait_until(lambda: final_images(12), timeout=120, message="another worker to take over")
 
+    assert time.monotonic() - killed_at <= 60
     assert {image.status for image in images} == {"done"}
     assert all(image.attempts == 2 for image in images)
     assert {image.worker.split(":")[0] for image in images} == {"rescuer"}
 
 
+@E2E
 def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queue(alice, workers, empty_queues):
-    """Each delivery's worker is killed mid-task (as an OOM kill would); after maxReceiveCount
-    deliveries SQS moves the message to the DLQ and the sweeper fails the image."""
+    """Each delivery's worker is killed mid-task (as an OOM kill would); after MAX_RECEIVE_COUNT
+    deliveries SQS moves the message to the DLQ, the sweeper fails the images, and nothing loops."""
     upload(alice, one_message_of_photos())
     for attempt in range(1, settings.MAX_RECEIVE_COUNT + 1):
         worker = workers(f"victim-{attempt}")
@@ -95,5 +112,102 @@ def test_a_message_that_kills_its_worker_every_time_ends_in_the_dead_letter_queu
 
     images = Image.objects.all()
     assert len(images) == 12
-    assert {(image.status, image.error) for image in images} == {
-        ("failed", GAVE_UP[1].format(attempts=settings.MAX_RECEIVE_COUNT))}
+    assert {(image.status, image.error_code, image.attempts) for image in images} == {
+        ("failed", GAVE_UP[0], settings.MAX_RECEIVE_COUNT)}
+    assert not any(queue_depth().values())  # no copy of it goes round again
+
+
+@E2E
+def test_a_node_whose_pool_process_was_killed_is_not_busy_forever(alice, workers, empty_queues):
+    """A prefork child killed mid-task (the OOM killer's way) leaves its main process alive: the
+    task's message comes back through SQS, the images are done, and the node is idle again,
+    so the autoscaler can retire it."""
+    main = workers("machine", pool="prefork")
+    upload(alice, one_message_of_photos())
+    wait_until(lambda: Image.objects.filter(status="processing").exists(), timeout=90, interval=0.02,
+               message="the pool process to claim the images")
+    assert busy_nodes(timezone.now()) == {"machine"}
+    children = [int(pid) for pid in open(f"/proc/{main.pid}/task/{main.pid}/children").read().split()]
+    os.kill(children[0], signal.SIGKILL)
+
+    images = wait_until(lambda: final_images(12), timeout=120, message="the redelivered task to finish")
+
+    assert {image.status for image in images} == {"done"}
+    assert {image.attempts for image in images} == {2}
+    assert busy_nodes(timezone.now()) == set()
+
+
+def distinct_jpegs(count, side=96):
+    """Distinct small JPEGs (different bytes, so reuse by content never applies)."""
+    base = photo("chelsea").resize((side, side))
+    return [SimpleUploadedFile(f"p{number}.jpg", encode(base.rotate(number / 10), "JPEG", quality=80), "image/jpeg")
+            for number in range(count)]
+
+
+@E2E
+def test_a_few_images_are_not_stuck_behind_a_big_job(django_user_model, user, workers, empty_queues):
+    """User A's 2,000 images are under way when user B uploads 10: B's finish in about the time
+    an idle system takes plus a group's service time, not after A's job. Bound: p95 ≤ 10 s
+    (A's job alone takes minutes here)."""
+    bob = django_user_model.objects.create_user("bob", password="another horse battery")
+    accept_uploads(user, distinct_jpegs(2000))
+    workers("shared")
+    wait_until(lambda: Image.objects.filter(owner=user, status="done").count() >= 100, timeout=180,
+               message="the big job to be under way")
+
+    accept_uploads(bob, distinct_jpegs(10, side=112))
+    wait_until(lambda: Image.objects.filter(owner=bob, status="done").count() == 10, timeout=120,
+               message="the small job to finish")
+
+    waits = sorted((image.finished_at - image.queued_at).total_seconds() for image in Image.objects.filter(owner=bob))
+    assert Image.objects.filter(owner=user).exclude(status="done").count() > 500  # A is far from done
+    assert statistics.quantiles(waits, n=20)[-1] <= 10, waits
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatch_keeps_each_users_share_waiting_in_sqs(user, django_user_model, settings, empty_queues):
+    settings.IMAGES_PER_MESSAGE, settings.DISPATCH_WAITING_PER_USER = 4, 2
+    bob = django_user_model.objects.create_user("bob", password="another horse battery")
+    for _ in range(20):
+        make_image(user)
+    for _ in range(3):
+        make_image(bob)
+
+    assert tasks.dispatch() == 3  # two of alice's messages, bob's only one
+    assert queue_depth()["visible"] == 3
+    assert Image.objects.waiting_messages([user.pk, bob.pk]) == {user.pk: 2, bob.pk: 1}
+    assert Image.objects.unsent().filter(owner=user).count() == 12
+
+    first_message = Image.objects.filter(owner=user).exclude(message=None).values_list("message", flat=True)[0]
+    Image.objects.filter(message=first_message).update(status="processing")  # a worker claimed it
+    assert tasks.dispatch() == 1
+    assert Image.objects.waiting_messages([user.pk]) == {user.pk: 2}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_send_that_fails_leaves_the_images_in_the_outbox(user, monkeypatch, empty_queues):
+    image = make_image(user)
+
+    def unreachable(*args, **kwargs):
+        raise EndpointConnectionError(endpoint_url="https://sqs.example")
+
+    monkeypatch.setattr(tasks.classify_images, "apply_async", unreachable)
+    assert tasks.dispatch() == 0
+    image.refresh_from_db()
+    assert (image.status, image.sent_at, image.message) == ("queued", None, None)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_while_sqs_is_down_is_accepted_and_sent_later(alice, monkeypatch, empty_queues):
+    send = tasks.classify_images.apply_async
+
+    def unreachable(*args, **kwargs):
+        raise EndpointConnectionError(endpoint_url="https://sqs.example")
+
+    monkeypatch.setattr(tasks.classify_images, "apply_async", unreachable)
+    response = alice.post(reverse("classifier:upload"), {"files": photos()})
+    assert response.status_code == 302 and Image.objects.unsent().count() == 3
+
+    monkeypatch.setattr(tasks.classify_images, "apply_async", send)
+    assert sweep().dispatched == 1
+    assert Image.objects.unsent().count() == 0 and queue_depth()["visible"] == 1

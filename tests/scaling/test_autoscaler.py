@@ -9,9 +9,10 @@ from django.utils import timezone
 from imgsite.aws import client, queue_url
 from scaling.autoscaler import Snapshot, act, nodes_to_retire, policy_settings, run_pass
 from scaling.fleets import BOOTING, DRAINING, RUNNING, Node
-from scaling.models import ScalingEvent, WorkerNode
+from scaling.models import ScalingEvent
 from scaling.policy import History
 from tests.conftest import drain
+from tests.scaling.conftest import start_worker
 
 NOW = timezone.now()
 
@@ -51,8 +52,7 @@ def snapshot(nodes, busy=()):
 
 def make_busy(*names):
     for name in names:
-        WorkerNode.report_started(name)
-        WorkerNode.report_task(name, "task-1", 1)
+        start_worker(name, busy=True)
 
 
 @pytest.fixture

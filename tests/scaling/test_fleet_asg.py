@@ -13,7 +13,7 @@ from scaling.fleets.asg import AsgFleet
 from scaling.fleets.ec2 import DRAINING_TAG, tag_value
 from scaling.models import ScalingEvent, WorkerNode
 from scaling.policy import History
-from tests.scaling.conftest import ec2_state, start_worker
+from tests.scaling.conftest import ec2_state, finish_tasks, start_worker
 
 GROUP = "test-workers"
 
@@ -104,7 +104,7 @@ def test_it_protects_busy_instances_from_scale_in(fleet, clients):
     fleet.list()
     assert {i: m["ProtectedFromScaleIn"] for i, m in members(autoscaling).items()} == {busy: True, idle: False}
 
-    WorkerNode.report_task(busy, "task-1", -1)
+    finish_tasks(busy)
     fleet.list()
     assert not any(m["ProtectedFromScaleIn"] for m in members(autoscaling).values())
 
@@ -122,7 +122,7 @@ def test_it_drains_a_busy_node_then_removes_it_and_decrements_the_capacity(fleet
     assert group(autoscaling)["DesiredCapacity"] == 2 and busy in members(autoscaling)
     assert {node.id: node.state for node in fleet.list(now=now)} == {busy: DRAINING, other: RUNNING}
 
-    WorkerNode.report_task(busy, "task-1", -1)
+    finish_tasks(busy)
     WorkerNode.report_stopped(busy)
     assert fleet.retire([busy], now=now + timedelta(seconds=5)) == [busy]
 

@@ -13,7 +13,7 @@ from scaling.fleets import BOOTING, DRAINING, RUNNING
 from scaling.fleets.ec2 import DRAINING_TAG, FLEET_TAG, Ec2Fleet, tag_value
 from scaling.models import ScalingEvent, WorkerNode
 from scaling.policy import History
-from tests.scaling.conftest import describe, ec2_state, start_worker
+from tests.scaling.conftest import describe, ec2_state, finish_tasks, start_worker
 
 AMI = "ami-12c6146b"
 
@@ -151,7 +151,7 @@ def test_a_busy_node_finishes_its_task_before_it_is_terminated(fleet, ec2):
     [node] = fleet.list()
     assert node.state == DRAINING and node.draining_since == now
 
-    WorkerNode.report_task(node_id, "task-1", -1)
+    finish_tasks(node_id)
     WorkerNode.report_stopped(node_id)  # the heartbeat saw `draining`: warm shutdown
     fleet.retire([node_id], now=now + timedelta(seconds=5))
 

@@ -26,7 +26,7 @@ HUNG = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time
 def stand_in(monkeypatch):
     """Choose the stand-in program that launched nodes run."""
     def use(program):
-        monkeypatch.setattr(local_fleet, "worker_argv", lambda node: [sys.executable, "-c", program])
+        monkeypatch.setattr(local_fleet, "worker_argv", lambda node, pool="threads": [sys.executable, "-c", program])
     use(OBEDIENT)
     return use
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from classifier.models import Batch, Image, Prediction
 from scaling.models import ScalingEvent, WorkerNode
+from tests.scaling.conftest import start_task
 from tests.web.conftest import TOP5, make_batch
 
 pytestmark = pytest.mark.django_db
@@ -93,15 +94,14 @@ def test_search_finds_images_by_name_label_and_owner(admin_client, thousand_imag
     assert admin_client.get(url, {"q": "bob"}).context["cl"].result_count == 500
 
 
-def test_requeue_takes_failed_and_stale_images_only(admin_client, user, monkeypatch,
-                                                    django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr("classifier.tasks.enqueue", sent.append)
+def test_requeue_takes_failed_and_lost_images_only(admin_client, user, sent_messages,
+                                                   django_capture_on_commit_callbacks):
     batch = make_batch(user, ["done", "failed", "processing", "processing"])
     done, failed, stale, busy = batch.images.order_by("id")
-    long_ago = timezone.now() - timedelta(seconds=settings.STALE_AFTER_SECONDS + 5)
-    Image.objects.filter(pk=stale.pk).update(started_at=long_ago)
-    Image.objects.filter(pk=busy.pk).update(started_at=timezone.now())
+    long_ago = timezone.now() - timedelta(seconds=settings.RESEND_AFTER_SECONDS + 5)
+    Image.objects.filter(pk=stale.pk).update(started_at=long_ago, lease_expires_at=long_ago)
+    Image.objects.filter(pk=busy.pk).update(started_at=timezone.now(),
+                                            lease_expires_at=timezone.now() + timedelta(seconds=20))
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(reverse("admin:classifier_image_changelist"), {
@@ -109,7 +109,7 @@ def test_requeue_takes_failed_and_stale_images_only(admin_client, user, monkeypa
         }, follow=True)
 
     assert "Re-queued 2 image(s); 2 skipped" in response.content.decode()
-    assert sorted(sent[0]) == sorted([failed.pk, stale.pk])
+    assert sorted(sent_messages[0]) == sorted([failed.pk, stale.pk])
     statuses = dict(batch.images.values_list("pk", "status"))
     assert statuses == {done.pk: "done", failed.pk: "queued", stale.pk: "queued", busy.pk: "processing"}
 
@@ -124,7 +124,8 @@ def test_mark_failed_leaves_done_images_alone(admin_client, user):
 
 
 def test_the_fleet_page_shows_queue_depth_workers_and_decisions(admin_client, aws, empty_queues):
-    WorkerNode.objects.create(name="local-1", running_tasks=1, current_task="classify_images")
+    WorkerNode.objects.create(name="local-1")
+    start_task("local-1")
     WorkerNode.objects.create(name="local-2", draining=True)
     ScalingEvent.objects.create(backend="local", visible=8, target=2, reason="queue of 8 images", action="launch 1")
 

@@ -144,8 +144,7 @@ def test_deleting_a_batch_deletes_it_all(alice_api, user, aws, django_capture_on
     assert not Batch.objects.exists() and not Image.objects.exists()
 
 
-def test_retry_requeues_failed_images(alice_api, user, monkeypatch):
-    monkeypatch.setattr("classifier.tasks.enqueue", lambda ids: None)
+def test_retry_requeues_failed_images(alice_api, user, sent_messages):
     batch = make_batch(user, ["failed", "done"])
     response = alice_api.post(reverse("classifier:api:batch-retry", args=[batch.pk]))
     assert response.json() == {"requeued": 1}

@@ -155,9 +155,7 @@ def test_deleting_a_batch_deletes_its_images_and_files(alice, user, aws, django_
     assert len(names) == 3 and not any(stored(name) for name in names)
 
 
-def test_retry_requeues_the_failed_images_only(alice, user, monkeypatch, django_capture_on_commit_callbacks):
-    sent = []
-    monkeypatch.setattr("classifier.tasks.enqueue", sent.append)
+def test_retry_requeues_the_failed_images_only(alice, user, sent_messages, django_capture_on_commit_callbacks):
     batch = make_batch(user, ["done", "failed", "failed"])
 
     failed_ids = sorted(batch.images.filter(status="failed").values_list("pk", flat=True))
@@ -166,7 +164,7 @@ def test_retry_requeues_the_failed_images_only(alice, user, monkeypatch, django_
     with django_capture_on_commit_callbacks(execute=True):
         alice.post(reverse("classifier:retry-batch", args=[batch.pk]))
 
-    assert [sorted(ids) for ids in sent] == [failed_ids]
+    assert [sorted(ids) for ids in sent_messages] == [failed_ids]
     retried = batch.images.filter(pk__in=failed_ids)
     assert {(image.status, image.error) for image in retried} == {("queued", "")}
     assert batch.images.filter(status="done").count() == 1
