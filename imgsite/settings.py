@@ -7,6 +7,8 @@ import dj_database_url
 from boto3.s3.transfer import TransferConfig
 from django.core.exceptions import ImproperlyConfigured
 
+from imgsite.logs import LOG_FORMATS, logging_config, under_journald
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -245,15 +247,6 @@ CLASSIFIER_TOP_K = envint("CLASSIFIER_TOP_K", 5)
 # processes on one machine, keep processes × threads ≤ cores.
 CLASSIFIER_THREADS = envint("CLASSIFIER_THREADS", 0)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": envstr("LOG_LEVEL", "INFO")},
-    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
-}
-
 # --- The autoscaler and its fleets. ---
 AUTOSCALE_BACKEND = envstr("AUTOSCALE_BACKEND", "local")
 if AUTOSCALE_BACKEND not in ("local", "ec2", "asg"):
@@ -358,3 +351,14 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "True")
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "True")
+
+
+# --- Operations (issue #19): logs, error reports, metrics, health checks. -------------------
+# LOG_FORMAT=json: one JSON object per line, with task ids where a task logs (imgsite/logs.py).
+LOG_FORMAT = envstr("LOG_FORMAT", "plain")
+LOG_LEVEL = envstr("LOG_LEVEL", "INFO").upper()
+if LOG_FORMAT not in LOG_FORMATS:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, journald=under_journald())
