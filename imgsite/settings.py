@@ -1,4 +1,5 @@
 """imgsite settings: one module, driven by the environment, failing loudly on bad values."""
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -362,3 +363,22 @@ if LOG_FORMAT not in LOG_FORMATS:
 if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, journald=under_journald())
+
+# /metrics and /healthz/deep are off (404) until one of these says who may call them.
+METRICS_TOKEN = envstr("METRICS_TOKEN")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 20:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 20 characters, e.g. "
+                               "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def networks(name):
+    try:
+        return [ipaddress.ip_network(item.strip(), strict=False) for item in envstr(name).split(",") if item.strip()]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (use addresses or networks, e.g. 10.0.0.0/16,127.0.0.1)") from None
+
+
+METRICS_ALLOWED_IPS = networks("METRICS_ALLOWED_IPS")
+HEALTH_CACHE_SECONDS = envfloat("HEALTH_CACHE_SECONDS", 5)
+if HEALTH_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("HEALTH_CACHE_SECONDS must be 0 or more")
