@@ -379,6 +379,8 @@ def networks(name):
 
 
 METRICS_ALLOWED_IPS = networks("METRICS_ALLOWED_IPS")
+# Rates, failure counts and latency histograms cover the images finished this long ago or less.
+METRICS_WINDOW_SECONDS = envint("METRICS_WINDOW_SECONDS", 300)
 HEALTH_CACHE_SECONDS = envfloat("HEALTH_CACHE_SECONDS", 5)
-if HEALTH_CACHE_SECONDS < 0:
-    raise ImproperlyConfigured("HEALTH_CACHE_SECONDS must be 0 or more")
+if METRICS_WINDOW_SECONDS < 1 or HEALTH_CACHE_SECONDS < 0:
+    raise ImproperlyConfigured("METRICS_WINDOW_SECONDS must be at least 1, HEALTH_CACHE_SECONDS 0 or more")
