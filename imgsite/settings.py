@@ -364,6 +364,19 @@ if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"LOG_LEVEL={LOG_LEVEL!r} must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL, journald=under_journald())
 
+# Errors go to Sentry only when a DSN is given; sentry_sdk is not even imported otherwise.
+SENTRY_DSN = envstr("SENTRY_DSN")
+SENTRY_ENVIRONMENT = envstr("SENTRY_ENVIRONMENT", "production")
+SENTRY_TRACES_SAMPLE_RATE = envfloat("SENTRY_TRACES_SAMPLE_RATE", 0)
+if not 0 <= SENTRY_TRACES_SAMPLE_RATE <= 1:
+    raise ImproperlyConfigured("SENTRY_TRACES_SAMPLE_RATE must be between 0 and 1")
+if SENTRY_DSN:
+    if urlsplit(SENTRY_DSN).scheme not in ("http", "https") or not urlsplit(SENTRY_DSN).username:
+        raise ImproperlyConfigured("SENTRY_DSN must look like https://KEY@o0.ingest.sentry.io/PROJECT")
+    from imgsite.sentry import start_sentry
+
+    start_sentry(SENTRY_DSN, SENTRY_ENVIRONMENT, SENTRY_TRACES_SAMPLE_RATE)
+
 # /metrics and /healthz/deep are off (404) until one of these says who may call them.
 METRICS_TOKEN = envstr("METRICS_TOKEN")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 20:
