@@ -397,3 +397,9 @@ METRICS_WINDOW_SECONDS = envint("METRICS_WINDOW_SECONDS", 300)
 HEALTH_CACHE_SECONDS = envfloat("HEALTH_CACHE_SECONDS", 5)
 if METRICS_WINDOW_SECONDS < 1 or HEALTH_CACHE_SECONDS < 0:
     raise ImproperlyConfigured("METRICS_WINDOW_SECONDS must be at least 1, HEALTH_CACHE_SECONDS 0 or more")
+# The asg backend can also publish backlog per instance to CloudWatch after each pass, for an
+# Auto Scaling target-tracking policy (docs/deploy.md, "Scaling with CloudWatch").
+AUTOSCALE_CLOUDWATCH_METRIC = envbool("AUTOSCALE_CLOUDWATCH_METRIC", "False")
+CLOUDWATCH_NAMESPACE = envstr("CLOUDWATCH_NAMESPACE", "imgsite")
+if AUTOSCALE_CLOUDWATCH_METRIC and AUTOSCALE_BACKEND != "asg":
+    raise ImproperlyConfigured("AUTOSCALE_CLOUDWATCH_METRIC needs AUTOSCALE_BACKEND=asg")

@@ -62,7 +62,7 @@ def test_without_a_dsn_sentry_is_not_even_imported():
     shown = run("""
 import json, sys, django
 django.setup()
-import imgsite.urls, classifier.tasks
+import imgsite.urls, scaling.monitoring, classifier.tasks
 print(json.dumps({"imported": "sentry_sdk" in sys.modules}))
 """)
     assert shown == {"imported": False}
