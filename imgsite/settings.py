@@ -1,4 +1,7 @@
-"""imgsite settings: one module, driven by the environment, failing loudly on bad values."""
+"""imgsite settings: one module, driven by the environment, failing loudly on bad values.
+
+Every variable read here has a line in imgsite/settings_reference.py, the source of docs/settings.md;
+tests/imgsite/test_settings_reference.py fails on one that does not."""
 import ipaddress
 import os
 from pathlib import Path
