@@ -53,7 +53,8 @@ def classify_images(self, image_ids):
     worker = worker_name()
     images = Image.objects.claim(image_ids, worker)
     if not images:
-        log.info("nothing to claim in %s (duplicate delivery or already finished)", image_ids)
+        log.info("nothing to claim in %s (duplicate delivery or already finished)", image_ids,
+                 extra={"image_ids": image_ids})
         return 0
     try:
         outcomes = pipeline.classify_stored(images)
@@ -61,7 +62,7 @@ def classify_images(self, image_ids):
         Image.objects.release([image.pk for image in images], worker)
         raise
     done = Image.objects.finish(outcomes, get_classifier().name)
-    log.info("classified %d of %d images", done, len(images))
+    log.info("classified %d of %d images", done, len(images), extra={"image_ids": [image.pk for image in images]})
     return done
 
 

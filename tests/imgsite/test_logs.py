@@ -91,6 +91,16 @@ def test_a_tasks_lines_carry_its_id(caplog):
     assert not hasattr(outside, "task_id")
 
 
+@pytest.mark.django_db
+def test_the_workers_task_logs_its_image_ids(caplog):
+    from classifier.tasks import classify_images
+
+    classify_images([404, 405])  # nothing to claim: no such images
+
+    [record] = [record for record in caplog.records if record.name == "classifier.tasks"]
+    assert record.image_ids == [404, 405]
+
+
 def test_under_journald_the_journal_gets_priorities_and_no_second_timestamp(tmp_path):
     with open(tmp_path / "stream", "w") as stream:
         status = os.fstat(stream.fileno())
