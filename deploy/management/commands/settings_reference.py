@@ -1,6 +1,4 @@
 """manage.py settings_reference: docs/settings.md, every environment variable, from one source."""
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 
 from imgsite.settings_reference import PAGE, problems, render
@@ -27,4 +25,4 @@ class Command(BaseCommand):
             PAGE.write_text(page)
             self.stdout.write(f"wrote {PAGE}")
             return
-        sys.stdout.write(page)
+        self.stdout.write(page, ending="")
