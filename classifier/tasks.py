@@ -167,7 +167,7 @@ def classify_images(self, image_ids):
     dispatch()  # this message no longer waits: its user may send another
     if not images:
         come_back_after_the_lease(delivery_info, image_ids)
-        log.info("nothing to claim in %s (already finished)", image_ids)
+        log.info("nothing to claim in %s (already finished)", image_ids, extra={"image_ids": image_ids})
         return 0
     ids = [image.pk for image in images]
     deadline = time.monotonic() + settings.TASK_SOFT_TIME_LIMIT
@@ -180,7 +180,7 @@ def classify_images(self, image_ids):
         Image.objects.release(ids, worker)
         raise
     done = Image.objects.finish(outcomes, get_classifier().name)
-    log.info("classified %d of %d images", done, len(images))
+    log.info("classified %d of %d images", done, len(images), extra={"image_ids": ids})
     return done
 
 

@@ -48,7 +48,8 @@ def worker_environment(queue_url):
         "CLASSIFIER_TOP_K": settings.CLASSIFIER_TOP_K,
         "WORKER_HEARTBEAT_SECONDS": settings.WORKER_HEARTBEAT_SECONDS,
         "SSM_PARAMETER_PREFIX": settings.SSM_PARAMETER_PREFIX,
-        "LOG_LEVEL": settings.LOGGING["root"]["level"],
+        "LOG_LEVEL": settings.LOG_LEVEL,
+        "LOG_FORMAT": settings.LOG_FORMAT,  # the fleet logs as the web tier does
     }
 
 

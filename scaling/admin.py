@@ -1,33 +1,11 @@
 """Admin for operators: the worker fleet and the queue as the autoscaler sees them, read-only."""
-import logging
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import admin
 from django.utils import timezone
 
 from classifier.admin import ReadOnlyAdmin
-from imgsite.queue import queue_depth
 from scaling.models import ScalingEvent, WorkerNode
-from scaling.workload import busy_nodes, depth_in_images, open_images, recent_seconds_per_image, tasks_running
-
-log = logging.getLogger(__name__)
-
-
-def fleet_overview(now):
-    """The numbers the autoscaler decides on; the queue depth is read live from SQS."""
-    overview = {"open_images": open_images(), "seconds_per_image": None, "depth": None, "error": ""}
-    try:
-        overview["depth"] = depth_in_images(queue_depth(), overview["open_images"])
-    except Exception as exc:  # the page must still render when SQS is unreachable
-        log.warning("queue depth unavailable: %s", exc)
-        overview["error"] = f"Queue depth unavailable: {exc}"
-    overview["seconds_per_image"] = recent_seconds_per_image(now)
-    overview["alive"] = WorkerNode.objects.alive(now, settings.WORKER_STALE_SECONDS).filter(
-        stopped_at__isnull=True).count()
-    overview["busy"] = len(busy_nodes(now))
-    overview["events"] = list(ScalingEvent.objects.all()[:10])
-    return overview
+from scaling.overview import fleet_overview, node_state
+from scaling.workload import tasks_running
 
 
 @admin.register(WorkerNode)
@@ -39,13 +17,7 @@ class WorkerNodeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="State")
     def state(self, node):
-        if node.stopped_at:
-            return "stopped"
-        if node.last_heartbeat < timezone.now() - timedelta(seconds=settings.WORKER_STALE_SECONDS):
-            return "silent"
-        if node.draining:
-            return "draining"
-        return "busy" if node.tasks else "idle"
+        return node_state(node, timezone.now(), node.tasks)
 
     @admin.display(description="Tasks running", ordering="tasks")
     def tasks(self, node):

@@ -85,8 +85,8 @@ class AsgFleet(Ec2Fleet):
             try:
                 self.autoscaling.set_instance_protection(
                     AutoScalingGroupName=self.group_name, InstanceIds=node_ids, ProtectedFromScaleIn=protected)
-            except ClientError:  # e.g. an instance just left InService: set again on the next pass
-                log.exception("could not set scale-in protection=%s on %s", protected, ", ".join(node_ids))
+            except ClientError as exc:  # e.g. an instance just left InService: set again on the next pass
+                log.warning("could not set scale-in protection=%s on %s: %s", protected, ", ".join(node_ids), exc)
 
     def launch(self, count):
         """Raise the desired capacity by `count`, never above max_nodes or the group's MaxSize.
@@ -119,6 +119,6 @@ class AsgFleet(Ec2Fleet):
                 self.autoscaling.terminate_instance_in_auto_scaling_group(
                     InstanceId=node_id, ShouldDecrementDesiredCapacity=True)
                 terminated.append(node_id)
-            except ClientError:  # e.g. the group's MinSize forbids it: tried again next pass
-                log.exception("could not terminate %s in %s", node_id, self.group_name)
+            except ClientError as exc:  # e.g. the group's MinSize forbids it: tried again next pass
+                log.warning("could not terminate %s in %s: %s", node_id, self.group_name, exc)
         return terminated

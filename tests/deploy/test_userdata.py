@@ -40,7 +40,8 @@ def test_it_writes_the_workers_environment_from_settings(settings):
         "CLASSIFIER_TOP_K": str(settings.CLASSIFIER_TOP_K),
         "WORKER_HEARTBEAT_SECONDS": str(settings.WORKER_HEARTBEAT_SECONDS),
         "SSM_PARAMETER_PREFIX": settings.SSM_PARAMETER_PREFIX,
-        "LOG_LEVEL": settings.LOGGING["root"]["level"],
+        "LOG_LEVEL": settings.LOG_LEVEL,
+        "LOG_FORMAT": settings.LOG_FORMAT,
     }
     assert yaml.safe_load(text)["runcmd"][-1] == ["systemctl", "enable", "--now", "imgsite-worker.service"]
 

@@ -141,7 +141,7 @@ def test_the_fleet_page_still_renders_without_sqs(admin_client, monkeypatch):
     def unreachable():
         raise ConnectionError("endpoint down")
 
-    monkeypatch.setattr("scaling.admin.queue_depth", unreachable)
+    monkeypatch.setattr("scaling.overview.queue_depth", unreachable)
     html = admin_client.get(reverse("admin:scaling_workernode_changelist")).content.decode()
     assert "Queue depth unavailable: endpoint down" in html
 

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from classifier import efficientnet
+from classifier.progress import Ticker
 
 
 class Command(BaseCommand):
@@ -15,7 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, force=False, **options):
         started = time.monotonic()
-        written = efficientnet.build_artifacts(settings.MODEL_DIR, force=force)
+        with Ticker(self.stderr, "Building the model artifacts"):
+            written = efficientnet.build_artifacts(settings.MODEL_DIR, force=force)
         if not written:
             self.stdout.write(f"Model artifacts in {settings.MODEL_DIR} are up to date (use --force to rebuild).")
             return

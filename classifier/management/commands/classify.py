@@ -4,6 +4,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from classifier.pipeline import classify_files
+from classifier.progress import Progress
 
 
 class Command(BaseCommand):
@@ -19,9 +20,16 @@ class Command(BaseCommand):
         if top < 1:
             raise CommandError("--top must be at least 1")
         failed = 0
-        for result in classify_files(files, top_k=top):
-            self.stdout.write(as_line(result))
-            failed += not result.ok
+        # On a terminal, a progress line on stderr; quiet when piped, and with --json.
+        progress = Progress(self.stderr, len(files), enabled=not options["json"])
+        try:
+            for result in classify_files(files, top_k=top):
+                progress.above(self.stdout)
+                self.stdout.write(as_line(result))
+                failed += not result.ok
+                progress.advance(failed=not result.ok)
+        finally:
+            progress.close()
         if failed:
             raise CommandError(f"{failed} of {len(files)} files could not be classified")
 

@@ -70,8 +70,10 @@ class Command(BaseCommand):
         for change in provision():
             self.stdout.write(f"provision: {change}")
         username, password = ensure_local_user()
-        self.start_child("web", [sys.executable, "-m", "gunicorn", "imgsite.wsgi", "--bind", f"127.0.0.1:{port}",
-                                 "--workers", "2", "--threads", "4", "--timeout", "120", "--preload"])
+        # The production config (preloaded, log format, no control socket shared with another run), smaller.
+        config = str(settings.BASE_DIR / "imgsite" / "gunicorn.conf.py")
+        self.start_child("web", [sys.executable, "-m", "gunicorn", "-c", config, "imgsite.wsgi",
+                                 "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"])
         wait_for_port("127.0.0.1", port, process=self.children[-1][1])
         self.start_child("autoscaler", [sys.executable, "manage.py", "autoscale", "--backend", "local",
                                         "--min", "0", "--max", str(max_workers), "--interval", "2",

@@ -12,6 +12,7 @@ from django.utils import timezone
 from classifier.sweeper import sweep
 from scaling.autoscaler import history_from_events, policy_settings, run_pass
 from scaling.fleets import get_fleet
+from scaling.monitoring import report_pass
 
 log = logging.getLogger("scaling.autoscale")
 
@@ -48,6 +49,7 @@ class Command(BaseCommand):
             except Exception:
                 failures += 1
                 log.exception("autoscaler pass failed (%d in a row); trying again", failures)
+            report_pass(backend, ok=not failures, interval=interval)  # CloudWatch, Sentry check-in (#19)
             if once:
                 break
             self.sleep(min(interval * 2 ** min(failures, 4), 300))
