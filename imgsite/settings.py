@@ -1,5 +1,6 @@
 """imgsite settings: one module, driven by the environment, failing loudly on bad values."""
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -289,7 +290,7 @@ EC2_USER_DATA_FILE = envstr("EC2_USER_DATA_FILE")
 ASG_NAME = envstr("ASG_NAME", "imgsite-workers")
 
 # --- The gallery, the REST API (Django REST Framework + drf-spectacular) and .zip uploads. ---
-INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular", "drf_spectacular_sidecar"]
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
 # A request body larger than this is refused with 413 before it is read. The gallery sends
 # large selections in several requests of at most UPLOAD_REQUEST_FILES files / UPLOAD_REQUEST_BYTES.
 MAX_REQUEST_BYTES = envint("MAX_REQUEST_BYTES", 256 * 1024 * 1024)
@@ -308,7 +309,7 @@ if not (API_RATE_LIMIT.partition("/")[0].isdigit() and API_RATE_LIMIT.partition(
     raise ImproperlyConfigured(f"API_RATE_LIMIT={API_RATE_LIMIT!r} must look like 300/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.auth.TokenAuthentication",  # knox: hashed, expiring, named (see Accounts below)
         "rest_framework.authentication.SessionAuthentication",  # the gallery's uploader, with CSRF
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -322,7 +323,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "imgsite API",
     "DESCRIPTION": "Upload images, follow their classification and read their labels. "
-                   "Send `Authorization: Token <key>`; get a key from an admin or `manage.py create_api_token`.",
+                   "Send `Authorization: Token <key>`. Make a key on your account page (/accounts/) or with "
+                   "`manage.py create_api_token`: it is shown once, stored only as a hash, and expires.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -358,3 +360,14 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "True")
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "True")
+
+# --- Accounts: API tokens (django-rest-knox), login lockout (django-axes), password reset by mail. ---
+INSTALLED_APPS += ["knox", "accounts"]
+# Tokens are hashed at rest, named, and expire; a user holds a few at most.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+API_TOKEN_DAYS = envint("API_TOKEN_DAYS", 90)
+API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", 365)
+API_TOKENS_PER_USER = envint("API_TOKENS_PER_USER", 10)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS or API_TOKENS_PER_USER < 1:
+    raise ImproperlyConfigured("Need 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS and API_TOKENS_PER_USER >= 1")
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_DAYS), "AUTO_REFRESH": False}
