@@ -80,8 +80,8 @@ class ImageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Original")
     def original_link(self, image):
-        return format_html('<a href="{}" rel="noopener" target="_blank">Open the original (presigned link)</a>',
-                           image.file.url)
+        return format_html('<a href="{}" rel="noopener" target="_blank">Download the original (presigned link)</a>',
+                           image.original_url)
 
     @admin.display(description="Top label", ordering="top_label")
     def top_label(self, image):

@@ -117,7 +117,7 @@ class ImageSerializer(ImageSummarySerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_file_url(self, image):
-        return image.file.url
+        return image.original_url
 
 
 class ImageUrlsSerializer(serializers.Serializer):

@@ -75,7 +75,7 @@ def test_the_image_page_is_read_only_with_predictions_inline(admin_client, thous
     response, queries = count_queries(admin_client, url)
     html = response.content.decode()
     assert queries <= MAX_QUERIES
-    assert "Egyptian cat" in html and "thumbnail.jpg" in html and "Open the original" in html
+    assert "Egyptian cat" in html and "thumbnail.jpg" in html and "Download the original" in html
     assert 'name="_save"' not in html  # nothing to edit
     assert admin_client.get(reverse("admin:classifier_image_add")).status_code == 403
 
