@@ -23,13 +23,19 @@ def seconds(delta):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows that uploads and workers write: viewable and deletable, never edited by hand."""
+    """Rows that uploads and workers write: viewable and deletable, never edited by hand.
+
+    Their actions (re-queue, fail, retry) change images' status: they need the change_image
+    permission, so staff who may only view see no actions, and cannot post one either."""
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_operate_permission(self, request):
+        return request.user.has_perm("classifier.change_image")
 
 
 class PredictionInline(admin.TabularInline):
@@ -95,14 +101,14 @@ class ImageAdmin(ReadOnlyAdmin):
     def latency(self, image):
         return seconds(image.took)
 
-    @admin.action(description="Re-queue selected failed or stale images")
+    @admin.action(description="Re-queue selected failed or stale images", permissions=["operate"])
     def requeue(self, request, queryset):
         selected = queryset.count()
         requeued = tasks.requeue(queryset.failed_or_stale_ids(timezone.now()))
         self.message_user(request, f"Re-queued {requeued} image(s); {selected - requeued} skipped "
                                    "(done, or queued or processing for less than STALE_AFTER_SECONDS).")
 
-    @admin.action(description="Mark selected images as failed")
+    @admin.action(description="Mark selected images as failed", permissions=["operate"])
     def mark_failed(self, request, queryset):
         failed = Image.objects.fail(list(queryset.values_list("pk", flat=True)), *OPERATOR_FAILED)
         self.message_user(request, f"Marked {failed} image(s) as failed; done and failed ones were left alone.")
@@ -176,7 +182,7 @@ class BatchAdmin(ReadOnlyAdmin):
             return "—"
         return seconds(batch.last_finished - batch.created_at)
 
-    @admin.action(description="Retry the failed images of selected batches")
+    @admin.action(description="Retry the failed images of selected batches", permissions=["operate"])
     def retry_failed(self, request, queryset):
         requeued = tasks.requeue(Image.objects.filter(batch__in=queryset.values("pk")).failed_ids())
         self.message_user(request, f"Re-queued {requeued} failed image(s).")

@@ -154,3 +154,54 @@ def test_the_admin_lists_api_tokens_but_never_a_key(admin_client, user):
     page = admin_client.get(reverse("admin:accounts_apitoken_change", args=[token.pk])).content.decode()
     assert key[:15] not in page and "Last used" in page
     assert admin_client.get(reverse("admin:accounts_apitoken_add")).status_code == 403
+
+
+@pytest.fixture
+def staff(django_user_model, client):
+    """A client for a staff user holding only the permissions given by codename."""
+    def login(*codenames):
+        from django.contrib.auth.models import Permission
+
+        member = django_user_model.objects.create_user(f"staff-{len(codenames)}", password="x", is_staff=True)
+        member.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        client.force_login(member)
+        return client
+    return login
+
+
+def test_every_admin_action_declares_its_permission():
+    from django.contrib import admin
+
+    undeclared = [f"{model.__name__}.{name}" for model, model_admin in admin.site._registry.items()
+                  for function, name, _ in model_admin._get_base_actions()
+                  if not getattr(function, "allowed_permissions", None)]
+    assert undeclared == []
+
+
+def test_staff_who_may_only_view_see_no_actions_and_cannot_post_one(staff, user, monkeypatch):
+    sent = []
+    monkeypatch.setattr("classifier.tasks.enqueue", sent.append)
+    viewer = staff("view_image", "view_batch")
+    batch = make_batch(user, ["failed", "queued"])
+    for url in (reverse("admin:classifier_image_changelist"), reverse("admin:classifier_batch_changelist")):
+        response = viewer.get(url)
+        assert response.status_code == 200 and 'name="action"' not in response.content.decode()
+    ids = list(batch.images.values_list("pk", flat=True))
+    for action in ("requeue", "mark_failed"):
+        viewer.post(reverse("admin:classifier_image_changelist"), {"action": action, "_selected_action": ids})
+    viewer.post(reverse("admin:classifier_batch_changelist"),
+                {"action": "retry_failed", "_selected_action": [batch.pk]})
+    viewer.post(reverse("admin:classifier_image_changelist"), {"action": "delete_selected", "_selected_action": ids,
+                                                               "post": "yes"})
+    assert sorted(batch.images.values_list("status", flat=True)) == ["failed", "queued"] and sent == []
+
+
+def test_staff_who_may_change_images_get_the_actions(staff, user, monkeypatch):
+    monkeypatch.setattr("classifier.tasks.enqueue", lambda ids: None)
+    operator = staff("view_image", "change_image")
+    batch = make_batch(user, ["queued"])
+    html = operator.get(reverse("admin:classifier_image_changelist")).content.decode()
+    assert 'value="requeue"' in html and 'value="mark_failed"' in html and 'value="delete_selected"' not in html
+    operator.post(reverse("admin:classifier_image_changelist"), {
+        "action": "mark_failed", "_selected_action": list(batch.images.values_list("pk", flat=True))})
+    assert batch.images.get().status == "failed"
