@@ -400,3 +400,12 @@ if PASSWORD_RESET_ENABLED:
 # Reset mails a client or an address may ask for per hour; more are dropped without a word.
 PASSWORD_RESET_RATE = envint("PASSWORD_RESET_RATE", 5)
 LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # a line per successful login is noise; lockouts stay
+
+# --- Orphans: objects in the bucket that no image row owns (classifier/orphans.py). ---
+# An object is swept only once older than this: far longer than an upload takes to commit the
+# rows of the originals it stored, or a worker to record the thumbnail it stored.
+ORPHAN_GRACE_SECONDS = envint("ORPHAN_GRACE_SECONDS", 24 * 3600)
+# Pages of 1,000 object names that each periodic sweep lists, resuming where the previous one stopped.
+ORPHAN_SWEEP_PAGES = envint("ORPHAN_SWEEP_PAGES", 1)
+if ORPHAN_GRACE_SECONDS < 3600 or ORPHAN_SWEEP_PAGES < 1:
+    raise ImproperlyConfigured("ORPHAN_GRACE_SECONDS must be at least 3600 and ORPHAN_SWEEP_PAGES at least 1")

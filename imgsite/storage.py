@@ -89,6 +89,15 @@ class ImageStorage(S3Storage):
             deleted += len(objects) - len(answer.get("Errors", []))
         return deleted
 
+    def list_page(self, prefix, start_after="", limit=1000):
+        """One ListObjectsV2 page of the objects under `prefix`, after the name `start_after`:
+        ([(name, last modified)], the name to start the next page after, or "" at the end)."""
+        answer = self.client.list_objects_v2(Bucket=self.bucket_name, Prefix=self.key(prefix), MaxKeys=limit,
+                                             StartAfter=self.key(start_after) if start_after else "")
+        found = [(item["Key"][len(self.location):].lstrip("/"), item["LastModified"])
+                 for item in answer.get("Contents", [])]
+        return found, found[-1][0] if found and answer.get("IsTruncated") else ""
+
     def get_object_parameters(self, name):
         """Every object is stored as an attachment named after its key (a UUID folder and the
         detected format's extension), so even a URL without overrides never renders it as a page."""
