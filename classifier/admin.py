@@ -14,8 +14,8 @@ OPERATOR_FAILED = ("operator", "Marked as failed by an operator.")
 def thumbnail_tag(image, width=64):
     if not image.thumbnail:
         return "—"
-    return format_html('<img src="{}" alt="Thumbnail of {}" width="{}" style="border-radius:4px">',
-                       image.thumbnail_url, image.original_name, width)
+    return format_html('<img src="{}" alt="Thumbnail of {}" width="{}">', image.thumbnail_url, image.original_name,
+                       width)
 
 
 def seconds(delta):

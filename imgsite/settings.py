@@ -409,3 +409,32 @@ ORPHAN_GRACE_SECONDS = envint("ORPHAN_GRACE_SECONDS", 24 * 3600)
 ORPHAN_SWEEP_PAGES = envint("ORPHAN_SWEEP_PAGES", 1)
 if ORPHAN_GRACE_SECONDS < 3600 or ORPHAN_SWEEP_PAGES < 1:
     raise ImproperlyConfigured("ORPHAN_GRACE_SECONDS must be at least 3600 and ORPHAN_SWEEP_PAGES at least 1")
+
+# --- Content-Security-Policy (django-csp): scripts, styles and everything else from this site only. ---
+# Presigned image URLs are the exception: img-src allows the bucket's origin, as boto3 builds it
+# (the endpoint, path-style, locally; the bucket's virtual-hosted https origin on AWS).
+
+
+def bucket_origin(bucket, region, endpoint):
+    """The scheme://host[:port] of the bucket's presigned URLs."""
+    if endpoint:
+        return "{0.scheme}://{0.netloc}".format(urlsplit(endpoint))
+    return f"https://{bucket}.s3.amazonaws.com" if region == "us-east-1" else \
+        f"https://{bucket}.s3.{region}.amazonaws.com"
+
+
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", bucket_origin(IMAGE_BUCKET, AWS_REGION, AWS_ENDPOINT_URL)],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
