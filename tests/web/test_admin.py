@@ -205,3 +205,14 @@ def test_staff_who_may_change_images_get_the_actions(staff, user, monkeypatch):
     operator.post(reverse("admin:classifier_image_changelist"), {
         "action": "mark_failed", "_selected_action": list(batch.images.values_list("pk", flat=True))})
     assert batch.images.get().status == "failed"
+
+
+def test_staff_revoke_a_token_in_the_admin(admin_client, user):
+    from rest_framework.test import APIClient
+
+    token, key = ApiToken.objects.issue(user, "laptop")
+    admin_client.post(reverse("admin:accounts_apitoken_changelist"),
+                      {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"})
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert not ApiToken.objects.exists() and api.get(reverse("classifier:api:batches")).status_code == 401
