@@ -14,8 +14,8 @@ OPERATOR_FAILED = ("operator", "Marked as failed by an operator.")
 def thumbnail_tag(image, width=64):
     if not image.thumbnail:
         return "—"
-    return format_html('<img src="{}" alt="Thumbnail of {}" width="{}" style="border-radius:4px">',
-                       image.thumbnail_url, image.original_name, width)
+    return format_html('<img src="{}" alt="Thumbnail of {}" width="{}">', image.thumbnail_url, image.original_name,
+                       width)
 
 
 def seconds(delta):
@@ -23,13 +23,19 @@ def seconds(delta):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows that uploads and workers write: viewable and deletable, never edited by hand."""
+    """Rows that uploads and workers write: viewable and deletable, never edited by hand.
+
+    Their actions (re-queue, fail, retry) change images' status: they need the change_image
+    permission, so staff who may only view see no actions, and cannot post one either."""
 
     def has_add_permission(self, request, obj=None):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_operate_permission(self, request):
+        return request.user.has_perm("classifier.change_image")
 
 
 class PredictionInline(admin.TabularInline):
@@ -80,8 +86,8 @@ class ImageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="Original")
     def original_link(self, image):
-        return format_html('<a href="{}" rel="noopener" target="_blank">Open the original (presigned link)</a>',
-                           image.file.url)
+        return format_html('<a href="{}" rel="noopener" target="_blank">Download the original (presigned link)</a>',
+                           image.original_url)
 
     @admin.display(description="Top label", ordering="top_label")
     def top_label(self, image):
@@ -95,14 +101,14 @@ class ImageAdmin(ReadOnlyAdmin):
     def latency(self, image):
         return seconds(image.took)
 
-    @admin.action(description="Re-queue selected failed or lost images")
+    @admin.action(description="Re-queue selected failed or lost images", permissions=["operate"])
     def requeue(self, request, queryset):
         selected = queryset.count()
         requeued = tasks.requeue(queryset.failed_or_lost_ids(timezone.now()))
         self.message_user(request, f"Re-queued {requeued} image(s); {selected - requeued} skipped "
                                    "(done, or waiting or processing for less than RESEND_AFTER_SECONDS).")
 
-    @admin.action(description="Mark selected images as failed")
+    @admin.action(description="Mark selected images as failed", permissions=["operate"])
     def mark_failed(self, request, queryset):
         failed = Image.objects.fail(list(queryset.values_list("pk", flat=True)), *OPERATOR_FAILED)
         self.message_user(request, f"Marked {failed} image(s) as failed; done and failed ones were left alone.")
@@ -176,7 +182,7 @@ class BatchAdmin(ReadOnlyAdmin):
             return "—"
         return seconds(batch.last_finished - batch.created_at)
 
-    @admin.action(description="Retry the failed images of selected batches")
+    @admin.action(description="Retry the failed images of selected batches", permissions=["operate"])
     def retry_failed(self, request, queryset):
         requeued = tasks.requeue(Image.objects.filter(batch__in=queryset.values("pk")).failed_ids())
         self.message_user(request, f"Re-queued {requeued} failed image(s).")

@@ -187,7 +187,7 @@ class ImageUrls(APIView):
                    responses={200: serializers.ImageUrlsSerializer, 404: ERRORS[404], **COMMON})
     def get(self, request, id):
         image = image_or_not_found(request, id)
-        return Response({"file_url": image.file.url, "thumbnail_url": image.thumbnail_url or None,
+        return Response({"file_url": image.original_url, "thumbnail_url": image.thumbnail_url or None,
                          "expires_in": settings.PRESIGNED_URL_EXPIRY})
 
 

@@ -6,7 +6,8 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from rest_framework import exceptions, status, throttling
 from rest_framework.pagination import PageNumberPagination
 
-TOKEN_HINT = "Send your API token as 'Authorization: Token <key>' (an admin, or manage.py create_api_token, makes one)."
+TOKEN_HINT = ("Send your API token as 'Authorization: Token <key>' (make one on your account page, /accounts/, "
+              "or with manage.py create_api_token).")
 
 
 class Pagination(PageNumberPagination):

@@ -1,6 +1,7 @@
 """Batches of uploaded images, their classification status and their predictions."""
 import uuid
 from datetime import timedelta
+from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -333,8 +334,19 @@ class Image(models.Model):
 
     @property
     def thumbnail_url(self):
-        """A presigned URL of the worker's thumbnail, or "" before there is one."""
-        return self.thumbnail.url if self.thumbnail else ""
+        """A presigned URL of the worker's thumbnail (a JPEG it encoded, shown inline), or "" before there is one."""
+        return default_storage.signed_url(self.thumbnail.name, "image/jpeg") if self.thumbnail else ""
+
+    @property
+    def original_url(self):
+        """A presigned URL of the upload, served as the detected type and as a download, never as a page."""
+        return default_storage.signed_url(self.file.name, self.content_type or "application/octet-stream",
+                                          download_name=self.download_name)
+
+    @property
+    def download_name(self):
+        """The uploaded name with the detected format's extension: pwn.html holding a GIF downloads as pwn.gif."""
+        return (PurePosixPath(self.original_name).stem or "image") + EXTENSIONS.get(self.content_type, "")
 
     def delete_with_files(self):
         delete_with_files(Image.objects.filter(pk=self.pk))

@@ -102,7 +102,7 @@ class ImageSerializer(ImageSummarySerializer):
     class Meta:
         model = Image
         fields = ImageSummarySerializer.Meta.fields + [
-            "predictions", "model", "attempts", "worker", "timing", "content_type", "size", "width", "height",
+            "predictions", "model", "attempts", "timing", "content_type", "size", "width", "height",
             "sha256", "file_url", "reused_from",
         ]
 
@@ -117,7 +117,7 @@ class ImageSerializer(ImageSummarySerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_file_url(self, image):
-        return image.file.url
+        return image.original_url
 
 
 class ImageUrlsSerializer(serializers.Serializer):

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from classifier.models import GAVE_UP, Image
+from classifier.orphans import sweep_orphans_step
 from classifier.tasks import dispatch
 from imgsite.aws import client, queue_url
 
@@ -26,6 +27,7 @@ class SweepReport:
     dead_lettered: int = 0
     resent: int = 0
     dispatched: int = 0
+    orphans: int = 0
 
 
 def image_ids_in(body):
@@ -85,11 +87,12 @@ def sweep(now=None):
     now = now or timezone.now()
     report = SweepReport()
     for field, step in (("dead_lettered", fail_dead_letters), ("resent", lambda: resend_lost(now)),
-                        ("dispatched", lambda: dispatch(now))):
+                        ("dispatched", lambda: dispatch(now)),
+                        ("orphans", lambda: len(sweep_orphans_step(now).deleted))):
         try:
             setattr(report, field, step())
         except Exception:
             log.exception("sweep: %s failed; the rest goes on", field)
-    if report.dead_lettered or report.resent:
+    if report.dead_lettered or report.resent or report.orphans:
         log.info("sweep: %s", report)
     return report

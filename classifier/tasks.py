@@ -26,6 +26,7 @@ from kombu.exceptions import KombuError
 from classifier import pipeline
 from classifier.inference import get_classifier
 from classifier.models import Image
+from classifier.orphans import delete_thumbnails_of_vanished
 from imgsite.aws import client
 from imgsite.node import worker_name
 
@@ -180,6 +181,7 @@ def classify_images(self, image_ids):
         Image.objects.release(ids, worker)
         raise
     done = Image.objects.finish(outcomes, get_classifier().name)
+    delete_thumbnails_of_vanished(outcomes)  # images their owner deleted while they were classified
     log.info("classified %d of %d images", done, len(images), extra={"image_ids": ids})
     return done
 

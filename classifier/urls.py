@@ -1,5 +1,5 @@
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularJSONAPIView, SpectacularSwaggerSplitView
 
 from classifier import api, exports, views
 
@@ -12,7 +12,8 @@ api_patterns = [
     path("images/<uuid:id>", api.ImageDetail.as_view(), name="image"),
     path("images/<uuid:id>/urls", api.ImageUrls.as_view(), name="image-urls"),
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="classifier:api:schema"), name="docs"),
+    # The split view serves Swagger UI's start-up script as a file of its own, not inline (CSP).
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="classifier:api:schema"), name="docs"),
     re_path(r"", api.no_such_endpoint),  # JSON, not the HTML 404 page, for any other path or malformed id
 ]
 

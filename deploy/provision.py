@@ -1,5 +1,6 @@
-"""Create the bucket, the queue and its dead-letter queue from settings, idempotently;
-optionally the workers' IAM role, launch template and Auto Scaling group too.
+"""Create the bucket (or repair an existing one's posture: deploy/bucket.py), the queue and its
+dead-letter queue from settings, idempotently; optionally the workers' IAM role, launch template
+and Auto Scaling group too.
 
 Each `ensure_*` function compares what exists with what settings ask for and returns
 a list of the changes it made (or would make, with dry_run), so a second run reports none.
@@ -11,6 +12,7 @@ from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from deploy.bucket import delete_bucket, ensure_bucket
 from deploy.iam import caller_account, delete_worker_identity, ensure_worker_identity
 from deploy.launch import (
     delete_auto_scaling_group,
@@ -22,39 +24,6 @@ from deploy.launch import (
 )
 from deploy.userdata import encoded_user_data
 from imgsite.aws import client
-
-PRIVATE_BUCKET = {
-    "BlockPublicAcls": True,
-    "IgnorePublicAcls": True,
-    "BlockPublicPolicy": True,
-    "RestrictPublicBuckets": True,
-}
-
-
-def bucket_exists(name):
-    try:
-        client("s3").head_bucket(Bucket=name)
-        return True
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchBucket", "NotFound"):
-            return False
-        raise
-
-
-def ensure_bucket(name, dry_run=False):
-    if bucket_exists(name):
-        return []
-    if not dry_run:
-        s3 = client("s3")
-        kwargs = {}
-        if settings.AWS_REGION != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": settings.AWS_REGION}
-        s3.create_bucket(Bucket=name, **kwargs)
-        s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=PRIVATE_BUCKET)
-        s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
-            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
-        })
-    return [f"create private bucket {name}"]
 
 
 def find_queue_url(name):
@@ -156,17 +125,6 @@ def delete_queue(name, dry_run=False):
     if not dry_run:
         client("sqs").delete_queue(QueueUrl=url)
     return [f"delete queue {name}"]
-
-
-def delete_bucket(name, dry_run=False):
-    """Delete the bucket only if it is empty: images are the users' data, never removed here."""
-    if not bucket_exists(name):
-        return []
-    if client("s3").list_objects_v2(Bucket=name, MaxKeys=1).get("KeyCount", 0):
-        return [f"keep bucket {name}: it still holds images (empty it yourself to delete it)"]
-    if not dry_run:
-        client("s3").delete_bucket(Bucket=name)
-    return [f"delete bucket {name}"]
 
 
 def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False):

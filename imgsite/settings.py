@@ -4,6 +4,7 @@ Every variable read here has a line in imgsite/settings_reference.py, the source
 tests/imgsite/test_settings_reference.py fails on one that does not."""
 import ipaddress
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -128,8 +129,10 @@ DATABASES = {"default": database_from_url(envstr("DATABASE_URL"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "classifier:batches"
@@ -308,7 +311,7 @@ EC2_USER_DATA_FILE = envstr("EC2_USER_DATA_FILE")
 ASG_NAME = envstr("ASG_NAME", "imgsite-workers")
 
 # --- The gallery, the REST API (Django REST Framework + drf-spectacular) and .zip uploads. ---
-INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular", "drf_spectacular_sidecar"]
+INSTALLED_APPS += ["rest_framework", "drf_spectacular", "drf_spectacular_sidecar"]
 # A request body larger than this is refused with 413 before it is read. The gallery sends
 # large selections in several requests of at most UPLOAD_REQUEST_FILES files / UPLOAD_REQUEST_BYTES.
 MAX_REQUEST_BYTES = envint("MAX_REQUEST_BYTES", 256 * 1024 * 1024)
@@ -327,7 +330,7 @@ if not (API_RATE_LIMIT.partition("/")[0].isdigit() and API_RATE_LIMIT.partition(
     raise ImproperlyConfigured(f"API_RATE_LIMIT={API_RATE_LIMIT!r} must look like 300/min")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "accounts.auth.TokenAuthentication",  # knox: hashed, expiring, named (see Accounts below)
         "rest_framework.authentication.SessionAuthentication",  # the gallery's uploader, with CSRF
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -341,7 +344,8 @@ REST_FRAMEWORK = {
 SPECTACULAR_SETTINGS = {
     "TITLE": "imgsite API",
     "DESCRIPTION": "Upload images, follow their classification and read their labels. "
-                   "Send `Authorization: Token <key>`; get a key from an admin or `manage.py create_api_token`.",
+                   "Send `Authorization: Token <key>`. Make a key on your account page (/accounts/) or with "
+                   "`manage.py create_api_token`: it is shown once, stored only as a hash, and expires.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
@@ -428,3 +432,79 @@ AUTOSCALE_CLOUDWATCH_METRIC = envbool("AUTOSCALE_CLOUDWATCH_METRIC", "False")
 CLOUDWATCH_NAMESPACE = envstr("CLOUDWATCH_NAMESPACE", "imgsite")
 if AUTOSCALE_CLOUDWATCH_METRIC and AUTOSCALE_BACKEND != "asg":
     raise ImproperlyConfigured("AUTOSCALE_CLOUDWATCH_METRIC needs AUTOSCALE_BACKEND=asg")
+
+# --- Accounts: API tokens (django-rest-knox), login lockout (django-axes), password reset by mail. ---
+INSTALLED_APPS += ["knox", "axes", "accounts"]
+# Tokens are hashed at rest, named, and expire; a user holds a few at most.
+KNOX_TOKEN_MODEL = "accounts.ApiToken"
+API_TOKEN_DAYS = envint("API_TOKEN_DAYS", 90)
+API_TOKEN_MAX_DAYS = envint("API_TOKEN_MAX_DAYS", 365)
+API_TOKENS_PER_USER = envint("API_TOKENS_PER_USER", 10)
+if not 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS or API_TOKENS_PER_USER < 1:
+    raise ImproperlyConfigured("Need 1 <= API_TOKEN_DAYS <= API_TOKEN_MAX_DAYS and API_TOKENS_PER_USER >= 1")
+REST_KNOX = {"TOKEN_TTL": timedelta(days=API_TOKEN_DAYS), "AUTO_REFRESH": False}
+# After LOGIN_FAILURE_LIMIT wrong passwords for one username from one address, the site's login
+# and the admin's refuse that pair (429) for LOGIN_LOCKOUT_MINUTES, even with the right password.
+# Keyed by the pair, so that neither a shared address nor a guessed username locks others out.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AXES_FAILURE_LIMIT = envint("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "accounts.views.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME.total_seconds() <= 0:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be positive")
+# Password reset exists only when mail can reach people: set EMAIL_HOST (and DEFAULT_FROM_EMAIL).
+EMAIL_HOST = envstr("EMAIL_HOST")
+EMAIL_PORT = envint("EMAIL_PORT", 587)
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", "True")
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL")
+PASSWORD_RESET_ENABLED = bool(EMAIL_HOST)
+if PASSWORD_RESET_ENABLED:
+    require("DEFAULT_FROM_EMAIL (with EMAIL_HOST)", DEFAULT_FROM_EMAIL)
+# Reset mails a client or an address may ask for per hour; more are dropped without a word.
+PASSWORD_RESET_RATE = envint("PASSWORD_RESET_RATE", 5)
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # a line per successful login is noise; lockouts stay
+
+# --- Orphans: objects in the bucket that no image row owns (classifier/orphans.py). ---
+# An object is swept only once older than this: far longer than an upload takes to commit the
+# rows of the originals it stored, or a worker to record the thumbnail it stored.
+ORPHAN_GRACE_SECONDS = envint("ORPHAN_GRACE_SECONDS", 24 * 3600)
+# Pages of 1,000 object names that each periodic sweep lists, resuming where the previous one stopped.
+ORPHAN_SWEEP_PAGES = envint("ORPHAN_SWEEP_PAGES", 1)
+if ORPHAN_GRACE_SECONDS < 3600 or ORPHAN_SWEEP_PAGES < 1:
+    raise ImproperlyConfigured("ORPHAN_GRACE_SECONDS must be at least 3600 and ORPHAN_SWEEP_PAGES at least 1")
+
+# --- Content-Security-Policy (django-csp): scripts, styles and everything else from this site only. ---
+# Presigned image URLs are the exception: img-src allows the bucket's origin, as boto3 builds it
+# (the endpoint, path-style, locally; the bucket's virtual-hosted https origin on AWS).
+
+
+def bucket_origin(bucket, region, endpoint):
+    """The scheme://host[:port] of the bucket's presigned URLs."""
+    if endpoint:
+        return "{0.scheme}://{0.netloc}".format(urlsplit(endpoint))
+    return f"https://{bucket}.s3.amazonaws.com" if region == "us-east-1" else \
+        f"https://{bucket}.s3.{region}.amazonaws.com"
+
+
+MIDDLEWARE += ["csp.middleware.CSPMiddleware"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", bucket_origin(IMAGE_BUCKET, AWS_REGION, AWS_ENDPOINT_URL)],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}

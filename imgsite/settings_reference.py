@@ -162,6 +162,27 @@ REFERENCE = {
                                                        "after each pass, for target tracking.", None),
         ("CLOUDWATCH_NAMESPACE", (AUTOSCALER,), "The CloudWatch namespace of that metric.", None),
     ],
+    "Accounts: tokens, logins, mail": [
+        ("API_TOKEN_DAYS", (WEB,), "Days a new API token lives (django-rest-knox; stored hashed).", None),
+        ("API_TOKEN_MAX_DAYS", (WEB,), "The longest lifetime a token may be given.", None),
+        ("API_TOKENS_PER_USER", (WEB,), "Tokens one user may hold at once.", None),
+        ("LOGIN_FAILURE_LIMIT", (WEB,), "Wrong passwords for one username from one address before that pair is "
+                                        "locked out (django-axes).", None),
+        ("LOGIN_LOCKOUT_MINUTES", (WEB,), "How long such a lockout lasts.", None),
+        ("EMAIL_HOST", (WEB,), "The SMTP server; empty: no mail, and no password reset.", None),
+        ("EMAIL_PORT", (WEB,), "The SMTP port.", None),
+        ("EMAIL_HOST_USER", (WEB,), "The SMTP user.", None),
+        ("EMAIL_HOST_PASSWORD", (WEB,), "The SMTP password (a secret).", None),
+        ("EMAIL_USE_TLS", (WEB,), "STARTTLS to the SMTP server.", None),
+        ("DEFAULT_FROM_EMAIL", (WEB,), "The sender of password-reset mail; required with EMAIL_HOST.", None),
+        ("PASSWORD_RESET_RATE", (WEB,), "Reset mails a client or an address may ask for per hour.", None),
+    ],
+    "Stored objects": [
+        ("ORPHAN_GRACE_SECONDS", (AUTOSCALER,), "Objects without an image row are deleted once older than this.",
+         None),
+        ("ORPHAN_SWEEP_PAGES", (AUTOSCALER,), "Pages of 1,000 object names each sweep lists, resuming where the "
+                                              "last one stopped.", None),
+    ],
 }
 
 

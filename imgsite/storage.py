@@ -5,13 +5,17 @@ one-call methods: `read` (one GetObject), `write` (one PutObject) and `delete_ma
 (DeleteObjects, 1,000 keys a call): django-storages' file objects cost a HEAD and a
 transfer-manager hand-off per object, which dominated a worker's time (bench/README.md).
 
-The stored Content-Type never follows a file's name: a name is the user's to choose.
+The stored Content-Type never follows a file's name: a name is the user's to choose. Every
+object is stored as an attachment, and its presigned URLs name the type and disposition the
+browser must use (`signed_url`), so that no object can be rendered as a page of this site's bucket.
 """
 import logging
 import os
+import posixpath
 import threading
 
 from botocore.exceptions import ClientError
+from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
@@ -84,6 +88,29 @@ class ImageStorage(S3Storage):
                 log.warning("could not delete %s: %s", error.get("Key"), error.get("Message"))
             deleted += len(objects) - len(answer.get("Errors", []))
         return deleted
+
+    def list_page(self, prefix, start_after="", limit=1000):
+        """One ListObjectsV2 page of the objects under `prefix`, after the name `start_after`:
+        ([(name, last modified)], the name to start the next page after, or "" at the end)."""
+        answer = self.client.list_objects_v2(Bucket=self.bucket_name, Prefix=self.key(prefix), MaxKeys=limit,
+                                             StartAfter=self.key(start_after) if start_after else "")
+        found = [(item["Key"][len(self.location):].lstrip("/"), item["LastModified"])
+                 for item in answer.get("Contents", [])]
+        return found, found[-1][0] if found and answer.get("IsTruncated") else ""
+
+    def get_object_parameters(self, name):
+        """Every object is stored as an attachment named after its key (a UUID folder and the
+        detected format's extension), so even a URL without overrides never renders it as a page."""
+        params = super().get_object_parameters(name)
+        params.setdefault("ContentDisposition", content_disposition_header(True, posixpath.basename(name)))
+        return params
+
+    def signed_url(self, name, content_type, download_name=None):
+        """A presigned GET URL whose answer carries this Content-Type, and is an attachment named
+        `download_name` when given (else shown inline): S3 answers with these whatever is stored."""
+        disposition = content_disposition_header(True, download_name) if download_name else "inline"
+        return self.url(name, parameters={"ResponseContentType": content_type,
+                                          "ResponseContentDisposition": disposition})
 
     def _get_write_parameters(self, name, content=None):
         """django-storages guesses Content-Type and Content-Encoding from the name; here the

@@ -8,6 +8,6 @@ urlpatterns = [
     path("healthz/deep", healthz_deep, name="healthz-deep"),
     path("", include("scaling.urls")),  # /metrics; by name, as imgsite imports nothing from scaling
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include("accounts.urls")),
     path("", include("classifier.urls")),
 ]

@@ -1,10 +1,10 @@
-"""Imports flow one way: imgsite ← classifier ← scaling ← deploy, and no module imports
+"""Imports flow one way: imgsite ← accounts ← classifier ← scaling ← deploy, and no module imports
 itself back through others (function-level imports count: one that dodges a cycle still is one)."""
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["imgsite", "classifier", "scaling", "deploy"]  # each may import only those before it
+LAYERS = ["imgsite", "accounts", "classifier", "scaling", "deploy"]  # each may import only those before it
 
 
 def modules():

@@ -52,11 +52,11 @@
     label.replaceChildren(element("strong", "", predictions[0].label), " ",
       element("span", "score", percent(predictions[0].score)));
     const rows = predictions.map((prediction) => {
-      const bar = element("span", "bar");
+      const bar = element("meter", "bar");
       bar.setAttribute("aria-hidden", "true");
-      const fill = element("span");
-      fill.style.width = percent(prediction.score);
-      bar.append(fill);
+      bar.min = 0;
+      bar.max = 1;
+      bar.value = prediction.score;
       const row = element("li");
       const name = element("span", "top-label", prediction.label);
       name.title = prediction.label;

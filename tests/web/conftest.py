@@ -4,9 +4,9 @@ from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from classifier.models import Batch, Image, Prediction
 from tests.corpus import photo_jpeg
 
@@ -25,9 +25,10 @@ def bob(django_user_model):
     return django_user_model.objects.create_user("bob", password="another horse battery")
 
 
-def api_client_for(user):
+def api_client_for(user, name="tests"):
+    """An API client that sends a fresh token of `user` (knox: `Authorization: Token <key>`)."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.issue(user, name)[1]}")
     return client
 
 

@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import ApiToken
 from classifier.models import Batch, Image, Prediction
 from scaling.models import ScalingEvent, WorkerNode
 from tests.scaling.conftest import start_task
@@ -75,7 +76,7 @@ def test_the_image_page_is_read_only_with_predictions_inline(admin_client, thous
     response, queries = count_queries(admin_client, url)
     html = response.content.decode()
     assert queries <= MAX_QUERIES
-    assert "Egyptian cat" in html and "thumbnail.jpg" in html and "Open the original" in html
+    assert "Egyptian cat" in html and "thumbnail.jpg" in html and "Download the original" in html
     assert 'name="_save"' not in html  # nothing to edit
     assert admin_client.get(reverse("admin:classifier_image_add")).status_code == 403
 
@@ -146,7 +147,70 @@ def test_the_fleet_page_still_renders_without_sqs(admin_client, monkeypatch):
     assert "Queue depth unavailable: endpoint down" in html
 
 
-def test_api_tokens_are_made_and_shown_in_the_admin(admin_client, user):
-    response = admin_client.post(reverse("admin:authtoken_tokenproxy_add"), {"user": user.pk}, follow=True)
-    assert response.status_code == 200
-    assert user.auth_token.key in admin_client.get(reverse("admin:authtoken_tokenproxy_changelist")).content.decode()
+def test_the_admin_lists_api_tokens_but_never_a_key(admin_client, user):
+    token, key = ApiToken.objects.issue(user, "laptop")
+    html = admin_client.get(reverse("admin:accounts_apitoken_changelist")).content.decode()
+    assert "laptop" in html and "alice" in html
+    assert key[:15] not in html  # knox's lookup prefix is a part of the key (the digest, a one-way hash, may show)
+    page = admin_client.get(reverse("admin:accounts_apitoken_change", args=[token.pk])).content.decode()
+    assert key[:15] not in page and "Last used" in page
+    assert admin_client.get(reverse("admin:accounts_apitoken_add")).status_code == 403
+
+
+@pytest.fixture
+def staff(django_user_model, client):
+    """A client for a staff user holding only the permissions given by codename."""
+    def login(*codenames):
+        from django.contrib.auth.models import Permission
+
+        member = django_user_model.objects.create_user(f"staff-{len(codenames)}", password="x", is_staff=True)
+        member.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+        client.force_login(member)
+        return client
+    return login
+
+
+def test_every_admin_action_declares_its_permission():
+    from django.contrib import admin
+
+    undeclared = [f"{model.__name__}.{name}" for model, model_admin in admin.site._registry.items()
+                  for function, name, _ in model_admin._get_base_actions()
+                  if not getattr(function, "allowed_permissions", None)]
+    assert undeclared == []
+
+
+def test_staff_who_may_only_view_see_no_actions_and_cannot_post_one(staff, user, sent_messages):
+    viewer = staff("view_image", "view_batch")
+    batch = make_batch(user, ["failed", "queued"])
+    for url in (reverse("admin:classifier_image_changelist"), reverse("admin:classifier_batch_changelist")):
+        response = viewer.get(url)
+        assert response.status_code == 200 and 'name="action"' not in response.content.decode()
+    ids = list(batch.images.values_list("pk", flat=True))
+    for action in ("requeue", "mark_failed"):
+        viewer.post(reverse("admin:classifier_image_changelist"), {"action": action, "_selected_action": ids})
+    viewer.post(reverse("admin:classifier_batch_changelist"),
+                {"action": "retry_failed", "_selected_action": [batch.pk]})
+    viewer.post(reverse("admin:classifier_image_changelist"), {"action": "delete_selected", "_selected_action": ids,
+                                                               "post": "yes"})
+    assert sorted(batch.images.values_list("status", flat=True)) == ["failed", "queued"] and sent_messages == []
+
+
+def test_staff_who_may_change_images_get_the_actions(staff, user, sent_messages):
+    operator = staff("view_image", "change_image")
+    batch = make_batch(user, ["queued"])
+    html = operator.get(reverse("admin:classifier_image_changelist")).content.decode()
+    assert 'value="requeue"' in html and 'value="mark_failed"' in html and 'value="delete_selected"' not in html
+    operator.post(reverse("admin:classifier_image_changelist"), {
+        "action": "mark_failed", "_selected_action": list(batch.images.values_list("pk", flat=True))})
+    assert batch.images.get().status == "failed"
+
+
+def test_staff_revoke_a_token_in_the_admin(admin_client, user):
+    from rest_framework.test import APIClient
+
+    token, key = ApiToken.objects.issue(user, "laptop")
+    admin_client.post(reverse("admin:accounts_apitoken_changelist"),
+                      {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"})
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert not ApiToken.objects.exists() and api.get(reverse("classifier:api:batches")).status_code == 401

@@ -15,6 +15,7 @@ from tests.classifier.conftest import model_dir  # noqa: F401  (the workers need
 from tests.corpus import photo_jpeg, truncated_tiff
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+# wait_for_function gets functions, not strings: Playwright eval()s a string, which the CSP forbids.
 ARTIFACTS = Path(settings.VAR_DIR) / "artifacts"
 PASSWORD = "a long browser password"
 # Accepted top-1 classes by WordNet id (tests/corpus.py), keyed by the uploaded file's name.
@@ -73,7 +74,7 @@ def test_a_user_uploads_five_files_and_watches_them_finish(
         page.evaluate("window.notReloaded = true")
         page.evaluate(WATCH_STATUSES)
         workers("browser-1")
-        page.wait_for_function(f"{FINAL} === 5", timeout=240_000, polling=500)
+        page.wait_for_function(f"() => {FINAL} === 5", timeout=240_000, polling=500)
 
         assert page.evaluate("window.notReloaded") is True
         changes = page.evaluate("window.statusChanges")
@@ -94,7 +95,7 @@ def test_a_user_uploads_five_files_and_watches_them_finish(
         assert broken.locator(".error").inner_text() == "The image is truncated or corrupt."
         assert page.inner_text("[data-count=done]") == "4" and page.inner_text("[data-count=failed]") == "1"
         assert page.inner_text("#live") == "5 of 5 finished, 1 failed"
-        page.wait_for_function("[...document.querySelectorAll('.card.image img')].filter("
+        page.wait_for_function("() => [...document.querySelectorAll('.card.image img')].filter("
                                "(img) => img.complete && img.naturalWidth > 0).length === 4", timeout=30_000)
         assert page.locator("#retry-form").is_visible()
 
@@ -183,7 +184,7 @@ def test_expired_thumbnails_are_refreshed_together_and_only_those(
         page.on("request", lambda request: "status.json" in request.url and status_queries.append(request.url))
         log_in(page, live_server.url, "dora")
         page.goto(f"{live_server.url}/batches/{batch.pk}/")
-        page.wait_for_function("[...document.querySelectorAll('.card.image img')].length === 3 && "
+        page.wait_for_function("() => [...document.querySelectorAll('.card.image img')].length === 3 && "
                                "[...document.querySelectorAll('.card.image img')].every((img) => img.naturalWidth > 0)",
                                timeout=15000)
     assert len(failed_once) == 3

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
 from classifier.models import Image
 from imgsite.processes import free_port, start_process, stop_process, wait_for_port
 from tests.conftest import LOG_DIR, database_url, wait_until
@@ -73,7 +73,7 @@ def measured_upload(base_url, token, pid, files, content_type):
 
 def test_200_images_in_one_call_leave_the_web_process_flat(gunicorn, user):
     base_url, master = gunicorn
-    token = Token.objects.create(user=user).key
+    _, token = ApiToken.objects.issue(user, "memory")
     names = ("chelsea", "coffee", "astronaut", "rocket")
     small = [(f"photo{n}.jpg", photo_jpeg(names[n % 4])) for n in range(IMAGES)]  # ~55 kB each
     large = [(f"photo{n}.png", encode(photo(names[n % 4]), "PNG")) for n in range(IMAGES)]  # ~340 kB each

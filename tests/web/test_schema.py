@@ -13,9 +13,9 @@ from django.db import close_old_connections
 from django.urls import reverse
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from accounts.models import ApiToken
 from tests.web.conftest import make_batch
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +54,7 @@ def owned(user, aws, settings):
     """Alice's token and a batch of hers, so that generated ids sometimes point at real objects."""
     settings.API_RATE_LIMIT = "100000/min"
     batch = make_batch(user)
-    return {"token": Token.objects.create(user=user).key, "batch": batch.pk,
+    return {"token": ApiToken.objects.issue(user, "schemathesis")[1], "batch": batch.pk,
             "images": [str(image.uuid) for image in batch.images.all()]}
 
 

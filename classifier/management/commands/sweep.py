@@ -10,4 +10,5 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         report = sweep()
         self.stdout.write(f"dead-lettered images failed: {report.dead_lettered}, lost images sent again: "
-                          f"{report.resent}, messages sent from the outbox: {report.dispatched}")
+                          f"{report.resent}, messages sent from the outbox: {report.dispatched}, "
+                          f"orphaned objects deleted: {report.orphans}")

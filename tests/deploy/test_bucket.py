@@ -1,0 +1,100 @@
+"""The bucket's posture on an existing bucket: checked and repaired by provision, others' rules kept.
+On the suite's moto server, which stores all four configurations (but does not evaluate a Deny
+statement's condition as S3 does, so the TLS-only policy is checked as a document)."""
+import json
+
+import pytest
+from django.conf import settings
+
+from deploy import bucket
+from deploy.bucket import ABORT_UPLOADS, PRIVATE_BUCKET, TLS_SID, ensure_bucket, requires_tls
+from deploy.provision import provision
+from imgsite.aws import client
+
+OTHER_RULE = {"ID": "someone-elses", "Status": "Enabled", "Filter": {"Prefix": "logs/"}, "Expiration": {"Days": 30}}
+OTHER_STATEMENT = {"Sid": "someone-elses", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+                   "Resource": "arn:aws:s3:::{name}"}
+
+
+def s3():
+    return client("s3")
+
+
+def bare_bucket(name):
+    """A bucket made outside provision: no public-access block, encryption, policy or lifecycle."""
+    s3().create_bucket(Bucket=name)
+
+
+def posture(name):
+    return {
+        "block": s3().get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"],
+        "encryption": s3().get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"][0][
+            "ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
+        "rules": s3().get_bucket_lifecycle_configuration(Bucket=name)["Rules"],
+    }
+
+
+def test_an_existing_bucket_is_checked_and_repaired(own_names):
+    bare_bucket(own_names)
+    s3().put_public_access_block(Bucket=own_names, PublicAccessBlockConfiguration={**PRIVATE_BUCKET,
+                                                                                  "BlockPublicPolicy": False})
+    s3().put_bucket_lifecycle_configuration(Bucket=own_names, LifecycleConfiguration={"Rules": [OTHER_RULE]})
+
+    assert provision(dry_run=True)[:3] == provision()[:3] == [
+        f"block all public access to bucket {own_names}",
+        f"encrypt new objects in bucket {own_names} by default (AES256)",
+        f"abort incomplete multipart uploads to bucket {own_names} after a day",
+    ]
+    now = posture(own_names)
+    assert now["block"] == PRIVATE_BUCKET and now["encryption"] == "AES256"
+    assert OTHER_RULE in now["rules"] and ABORT_UPLOADS in now["rules"]
+    assert provision() == []
+
+
+def test_a_dry_run_repairs_nothing(own_names):
+    bare_bucket(own_names)
+    assert len(ensure_bucket(own_names, dry_run=True)) == 3
+    assert len(ensure_bucket(own_names, dry_run=True)) == 3
+
+
+def test_a_new_bucket_is_created_with_its_posture(own_names):
+    assert ensure_bucket(own_names) == [f"create private bucket {own_names}"]
+    assert posture(own_names)["rules"] == [ABORT_UPLOADS]
+    assert ensure_bucket(own_names) == []
+
+
+def test_a_kms_key_of_the_owners_choice_is_kept(own_names):
+    bare_bucket(own_names)
+    s3().put_bucket_encryption(Bucket=own_names, ServerSideEncryptionConfiguration={"Rules": [
+        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/imgsite"}}]})
+    assert not any("encrypt" in change for change in ensure_bucket(own_names))
+    assert posture(own_names)["encryption"] == "aws:kms"
+
+
+def test_on_aws_the_policy_denies_requests_without_tls(own_names, monkeypatch):
+    monkeypatch.setattr(bucket, "requires_tls", lambda: True)
+    bare_bucket(own_names)
+    other = json.loads(json.dumps(OTHER_STATEMENT).replace("{name}", own_names))
+    s3().put_bucket_policy(Bucket=own_names, Policy=json.dumps({"Version": "2012-10-17", "Statement": [other]}))
+
+    assert f"deny requests without TLS in the policy of bucket {own_names}" in ensure_bucket(own_names)
+    statements = json.loads(s3().get_bucket_policy(Bucket=own_names)["Policy"])["Statement"]
+    assert other in statements
+    tls = next(statement for statement in statements if statement["Sid"] == TLS_SID)
+    assert tls["Effect"] == "Deny" and tls["Action"] == "s3:*" and tls["Principal"] == "*"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert sorted(tls["Resource"]) == [f"arn:aws:s3:::{own_names}", f"arn:aws:s3:::{own_names}/*"]
+    assert ensure_bucket(own_names) == []
+    s3().delete_bucket_policy(Bucket=own_names)  # moto would deny the fixture's clean-up over http
+
+
+@pytest.mark.parametrize("endpoint, wanted", [("", True), ("https://s3.example.com", True),
+                                              ("http://127.0.0.1:5000", False)])
+def test_tls_is_required_wherever_clients_use_it(settings, endpoint, wanted):
+    settings.AWS_ENDPOINT_URL = endpoint
+    assert requires_tls() is wanted
+
+
+def test_the_suites_bucket_has_the_posture(aws):
+    assert posture(settings.IMAGE_BUCKET)["block"] == PRIVATE_BUCKET
+    assert ABORT_UPLOADS in posture(settings.IMAGE_BUCKET)["rules"]
