@@ -26,6 +26,8 @@ UPLOAD_HINT = "upload JPEG, PNG, GIF, WebP, BMP or TIFF."
 HEIF_BRANDS = {b"heic", b"heix", b"mif1", b"msf1", b"avif"}
 EXIF_ORIENTATION = 0x0112
 QUARTER_TURNS = {5, 6, 7, 8}
+# Small pictures may compress very well (a flat-colour logo); only large ones can hurt.
+RATIO_EXEMPT_PIXELS = 4_000_000
 
 # Each refusal: a machine-readable code (the API maps codes to HTTP statuses) and a sentence.
 EMPTY = ("empty", "The file is empty.")
@@ -77,7 +79,8 @@ def size_problem(size):
 
 
 def read_header(fileobj):
-    """Identify format and size without decoding pixels; leaves fileobj at position 0."""
+    """Identify format and size without decoding pixels, in time and memory bounded by the
+    file's size; leaves fileobj at position 0."""
     try:
         data = _read_bytes(fileobj)
     finally:
@@ -86,8 +89,8 @@ def read_header(fileobj):
     with _pillow_errors():
         image = _open_checked(data)
         _check_complete(image.format, data)
-    format = _format_name(image)
-    width, height = _upright_size(image)
+        format = _format_name(image)
+        width, height = _upright_size(image, data)
     return ImageHeader(format, width, height, CONTENT_TYPES[format])
 
 
@@ -153,16 +156,37 @@ def _to_8bit_grey(image):
     return image.point(lambda value: value * scale + offset).convert("L")
 
 
-def _upright_size(image):
+def _upright_size(image, data=None):
     """Width and height as displayed, i.e. after the EXIF orientation is applied."""
-    try:
-        orientation = image.getexif().get(EXIF_ORIENTATION)
-    except Exception as error:
-        logger.info("Ignoring unreadable EXIF: %s", error)
-        orientation = None
-    if orientation in QUARTER_TURNS:
+    if _orientation(image, data) in QUARTER_TURNS:
         return image.height, image.width
     return image.width, image.height
+
+
+def _orientation(image, data=None):
+    """The EXIF orientation (1 if none or unreadable), without decoding pixels: a PNG's eXIf
+    chunk may follow its pixels, and Pillow would decode them all to look for it."""
+    if image.format == "PNG" and "exif" not in image.info and data is not None:
+        image.info["exif"] = _png_exif(data)
+    try:
+        return image.getexif().get(EXIF_ORIENTATION) or 1
+    except Exception as error:
+        # Broken EXIF should not cost us an otherwise good picture.
+        logger.info("Ignoring unreadable EXIF: %s", error)
+        return 1
+
+
+def _png_exif(data):
+    """The eXIf chunk wherever it is, prefixed as Pillow keeps it; b"" if there is none."""
+    position = 8
+    while position + 8 <= len(data):
+        length, kind = int.from_bytes(data[position : position + 4], "big"), data[position + 4 : position + 8]
+        if kind == b"eXIf":
+            return b"Exif\x00\x00" + data[position + 8 : position + 8 + length]
+        if kind == b"IEND":
+            break
+        position += 12 + length
+    return b""
 
 
 def _upright(image):
@@ -229,14 +253,20 @@ def _open_checked(data):
     if problem:
         raise UndecodableImage(*problem)
     image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
-    _check_pixels(image.width, image.height)
+    _check_pixels(image.width, image.height, len(data))
     return image
 
 
-def _check_pixels(width, height):
+def _check_pixels(width, height, size=None):
+    """The pixel cap, and, given the file's `size`, the pixels a file of that size may hold."""
     limit = max_image_pixels()
     if width * height > limit:
         raise UndecodableImage("too_many_pixels", f"The image is too large: {width}×{height} pixels (limit {limit:,}).")
+    ratio = settings.MAX_PIXELS_PER_BYTE
+    if size and ratio and width * height > max(RATIO_EXEMPT_PIXELS, ratio * size):
+        raise UndecodableImage("too_many_pixels", f"The image is {width}×{height} pixels in only {size:,} bytes "
+                                                  f"(limit {ratio} pixels per byte): a photo never compresses that "
+                                                  "well. Send it smaller, or as a JPEG.")
 
 
 def _format_name(image):

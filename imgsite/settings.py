@@ -333,6 +333,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Bounded work per file, per request and per user (#13): one user cannot hurt the others. ---
+# A picture over 4 megapixels with more pixels than this per byte of file is refused at upload
+# and in the worker: a photo never compresses that well (0 turns the check off).
+MAX_PIXELS_PER_BYTE = envint("MAX_PIXELS_PER_BYTE", 200)
+if MAX_PIXELS_PER_BYTE < 0:
+    raise ImproperlyConfigured("MAX_PIXELS_PER_BYTE must be 0 (off) or positive")
+
 # --- Deployment (worker_ami/, docs/deploy.md): worker secrets, the health check, HTTPS. ---
 # Worker machines read DATABASE_URL and SECRET_KEY from SSM Parameter Store under this path.
 SSM_PARAMETER_PREFIX = envstr("SSM_PARAMETER_PREFIX", "/imgsite")

@@ -122,6 +122,51 @@ def png_bomb(width, height):
     )
 
 
+def flat_png(width, height, color_type=2, bit_depth=8, chunks=()):
+    """A complete, valid PNG of width×height all-zero samples (colour type and bit depth as in
+    IHDR). Each megabyte of rows is deflated once and repeated: a full flush makes every
+    segment after the first byte-identical, so even a 300 MB picture takes a moment."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    row = b"\x00" * (1 + (width * channels * bit_depth + 7) // 8)
+    per_segment = max(1, 2**20 // len(row))
+    segments, rest = divmod(height, per_segment)
+    if not segments:
+        return png_with_pixels(width, height, color_type, bit_depth, chunks, zlib.compress(row * height, 9))
+    compressor, segment = zlib.compressobj(9), row * per_segment
+    first = compressor.compress(segment) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(segment) + compressor.flush(zlib.Z_FULL_FLUSH)
+    last = compressor.compress(row * rest) + compressor.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(segments):
+        checksum = zlib.adler32(segment, checksum)
+    checksum = zlib.adler32(row * rest, checksum)
+    # An empty final block with fixed codes, then the Adler-32 of everything inflated.
+    pixels = first + repeated * (segments - 1) + last + b"\x03\x00" + struct.pack(">I", checksum)
+    return png_with_pixels(width, height, color_type, bit_depth, chunks, pixels)
+
+
+def png_with_pixels(width, height, color_type, bit_depth, chunks, pixels):
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (PNG_SIGNATURE + png_chunk(b"IHDR", header) + b"".join(png_chunk(kind, body) for kind, body in chunks)
+            + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b""))
+
+
+@cache
+def decode_bombs():
+    """Small files under the pixel cap whose full decode takes hundreds of MB, keyed by filename:
+    transparent palette, grey+alpha and 16-bit PNGs, and a lossless WebP."""
+    transparent_palette = [(b"PLTE", b"\x00\x00\x00\xff\xff\xff"), (b"tRNS", b"\x00")]
+    return {
+        "palette_transparent_40mp.png": flat_png(8000, 5000, color_type=3, bit_depth=1, chunks=transparent_palette),
+        "palette4_transparent_36mp.png": flat_png(6000, 6000, color_type=3, bit_depth=4, chunks=transparent_palette),
+        "grey16_36mp.png": flat_png(6000, 6000, color_type=0, bit_depth=16),
+        "grey_alpha_36mp.png": flat_png(6000, 6000, color_type=4, bit_depth=8),
+        "rgba16_36mp.png": flat_png(6000, 6000, color_type=6, bit_depth=16),
+        "rgb16_40mp.png": flat_png(8000, 5000, color_type=2, bit_depth=16),
+        "transparent_40mp.webp": encode(Image.new("RGBA", (8000, 5000)), "WEBP", lossless=True, quality=0),
+    }
+
+
 def png_chunk(kind, body):
     checksum = zlib.crc32(kind + body)
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", checksum)

@@ -16,11 +16,15 @@ from classifier.decoding import (
 from tests.corpus import (
     BAD_FILE_REASONS,
     bad_files,
+    decode_bombs,
+    encode,
+    flat_png,
     grey16,
     odd_but_valid_files,
     oversize_file,
     photo,
     photo_jpeg,
+    png_chunk,
 )
 
 BAD = bad_files()
@@ -224,3 +228,59 @@ def test_thumbnail_keeps_aspect():
 def test_thumbnail_does_not_enlarge_small_image():
     tiny = open_image(photo_jpeg(max_side=64))
     assert Image.open(io.BytesIO(make_thumbnail(tiny))).size == (64, 43)
+
+
+class Decoded(BaseException):
+    """Not an Exception, so that no `except Exception` on the way can hide it."""
+
+
+def refuse_to_decode(monkeypatch):
+    """Make every Pillow plugin (pillow-heif's too) fail if anything loads pixels."""
+    def load(image):
+        raise Decoded(f"the pixels of a {image.format} were decoded")
+
+    plugins = {factory for factory, _ in Image.OPEN.values() if isinstance(factory, type)}
+    for cls in {ImageFile.ImageFile, *plugins}:
+        if "load" in vars(cls):
+            monkeypatch.setattr(cls, "load", load)
+
+
+@pytest.mark.parametrize("name", [*ODD_EXPECTED, *decode_bombs()])
+def test_read_header_decodes_no_pixels_in_any_format(name, monkeypatch, settings):
+    settings.MAX_PIXELS_PER_BYTE = 0
+    data = {**ODD, **decode_bombs()}[name]
+    refuse_to_decode(monkeypatch)
+    header = read_header(io.BytesIO(data))
+    assert header.width * header.height > 0
+
+
+@pytest.mark.parametrize("before_the_pixels", [True, False], ids=["eXIf first", "eXIf last"])
+def test_a_pngs_exif_orientation_is_found_without_decoding(before_the_pixels, monkeypatch):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    chunk = png_chunk(b"eXIf", exif.tobytes())
+    png = encode(photo("chelsea"), "PNG")
+    end = png.index(b"IEND") - 4
+    data = png[:33] + chunk + png[33:] if before_the_pixels else png[:end] + chunk + png[end:]
+    refuse_to_decode(monkeypatch)
+    header = read_header(io.BytesIO(data))
+    assert (header.width, header.height) == (300, 451)
+
+
+def test_a_large_picture_in_a_tiny_file_is_refused_for_its_pixels_per_byte(settings):
+    data = flat_png(8000, 5000)
+    with pytest.raises(UndecodableImage) as caught:
+        read_header(io.BytesIO(data))
+    assert caught.value.code == "too_many_pixels"
+    assert str(caught.value) == (f"The image is 8000×5000 pixels in only {len(data):,} bytes (limit 200 pixels "
+                                 "per byte): a photo never compresses that well. Send it smaller, or as a JPEG.")
+    with pytest.raises(UndecodableImage, match="pixels per byte"):
+        open_image(data)
+    settings.MAX_PIXELS_PER_BYTE = 0
+    assert read_header(io.BytesIO(data)).width == 8000
+
+
+def test_a_small_picture_may_compress_as_well_as_it_likes():
+    data = flat_png(2000, 2000)
+    assert 2000 * 2000 > 200 * len(data)
+    assert read_header(io.BytesIO(data)).width == 2000
