@@ -1,15 +1,22 @@
-"""Decode untrusted image uploads safely: sniff, cap the size, then decode to 8-bit RGB."""
+"""Decode untrusted image uploads safely: sniff, cap the size, then decode to 8-bit RGB.
+
+Reading a header never decodes pixels. Decoding makes one full-size picture at most (the
+codec's own), reduces it and converts it a strip at a time, and each process's decodes share a
+memory budget (`DECODE_BUDGET`), so that small files with huge pictures cannot exhaust a worker.
+"""
 
 import io
 import logging
 import re
+import threading
 import warnings
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +33,16 @@ UPLOAD_HINT = "upload JPEG, PNG, GIF, WebP, BMP or TIFF."
 HEIF_BRANDS = {b"heic", b"heix", b"mif1", b"msf1", b"avif"}
 EXIF_ORIENTATION = 0x0112
 QUARTER_TURNS = {5, 6, 7, 8}
+TRANSPOSES = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
 # Small pictures may compress very well (a flat-colour logo); only large ones can hurt.
 RATIO_EXEMPT_PIXELS = 4_000_000
+MB = 2**20
+# Pixels converted at a time: the mode conversions' copies stay this small.
+STRIP_PIXELS = 2**20
+# What a decode holds besides its pictures: the codec's rows and tables, the thumbnail, the model input.
+WORKING_BYTES = 16 * MB
 
 # Each refusal: a machine-readable code (the API maps codes to HTTP statuses) and a sentence.
 EMPTY = ("empty", "The file is empty.")
@@ -97,26 +112,130 @@ def read_header(fileobj):
 def open_image(source, min_side=None):
     """Fully decode bytes, a file, a path or a PIL image to an upright 8-bit RGB image.
 
-    With `min_side`, a JPEG is decoded at the smallest DCT scale (1/2, 1/4 or 1/8) that keeps
-    both sides at least `min_side` pixels, several times faster for a camera photo. The result's
-    info["full_size"] is the upright size a full decode would have, so that a model input can
-    be cut from the reduced picture exactly where it would be cut from the full one."""
+    With `min_side`, the picture is reduced by a whole factor that keeps both sides at least
+    `min_side` pixels: a JPEG is decoded at that DCT scale (1/2, 1/4 or 1/8), several times
+    faster for a camera photo, and any other picture is box-reduced as it is converted to RGB,
+    a strip at a time. The result's info["full_size"] is the upright size a full decode would
+    have, so that a model input can be cut from the reduced picture exactly where it would be
+    cut from the full one."""
     with _pillow_errors():
         if isinstance(source, Image.Image):
-            image = source
+            image, data = source, None
             _check_pixels(image.width, image.height)
         else:
-            image = _open_checked(_read_bytes(source))
+            data = _read_bytes(source)
+            image = _open_checked(data)
         # Pillow's default, but it is process-wide: make sure nobody turned it on.
         ImageFile.LOAD_TRUNCATED_IMAGES = False
         image.seek(0)
-        full_size = _upright_size(image)
-        if min_side and image.format in ("JPEG", "MPO"):
-            image.draft(image.mode, (min_side, min_side))
+        stored_size = image.size
+        factor = _prepare_reduced(image, min_side)
         image.load()
-        picture = to_rgb(_upright(image))
-        picture.info["full_size"] = full_size
+        orientation = _orientation(image, data)
+        picture = _reduced_rgb(image, factor)
+        if orientation in TRANSPOSES:
+            picture = picture.transpose(TRANSPOSES[orientation])
+        quarter_turn = orientation in QUARTER_TURNS
+        picture.info["full_size"] = stored_size[::-1] if quarter_turn else stored_size
         return picture
+
+
+def decode_memory(data, min_side=None):
+    """An upper bound of the bytes that open_image(data, min_side) holds at its peak, from the
+    header alone: the codec's full-size buffers, the decoded picture in its own mode, the strips
+    being converted (a copy per mode they pass through), and the reduced RGB picture with its
+    upright copy."""
+    with _pillow_errors():
+        image = _open_checked(_read_bytes(data))
+        full_pixels = image.width * image.height
+        codec = full_pixels * _codec_bytes_per_pixel(image)
+        factor = _prepare_reduced(image, min_side)
+    width, height = image.size
+    decoded = width * height * _pixel_bytes(image.mode)
+    converting = 0 if _is_plain_rgb(image) else STRIP_PIXELS * 5 * 4
+    picture = -(-width // factor) * -(-height // factor) * 4
+    return WORKING_BYTES + len(data) + codec + decoded + converting + 2 * picture
+
+
+def _prepare_reduced(image, min_side):
+    """Set a JPEG (opened, not loaded) to decode at the DCT scale that keeps both sides at
+    least `min_side`; returns the whole factor by which the decoded picture is to be reduced."""
+    if not min_side:
+        return 1
+    if image.format in ("JPEG", "MPO"):
+        image.draft(image.mode, (min_side, min_side))
+    return max(1, min(image.size) // min_side)
+
+
+def _pixel_bytes(mode):
+    """Bytes per pixel of Pillow's memory for `mode`: three bands take four bytes."""
+    if mode in ("1", "L", "P"):
+        return 1
+    return 2 if mode.startswith("I;16") else 4
+
+
+def _codec_bytes_per_pixel(image):
+    """Bytes per full-size pixel that the codec holds beside Pillow's picture while decoding."""
+    if image.format in ("JPEG", "MPO"):
+        # A progressive JPEG keeps every DCT coefficient (2 bytes) of every component.
+        return 2 * image.layers if image.info.get("progressive") or image.info.get("progression") else 0
+    if image.format == "WEBP":
+        return 12  # libwebp's canvas, its copy of the previous frame, and the bytes handed over, RGBA each
+    if image.format == "TIFF":
+        # One strip may hold the whole picture, in its stored sample size.
+        bits, samples = image.tag_v2.get(258, 8), image.tag_v2.get(277, 1)
+        return -(-sum(bits if isinstance(bits, tuple) else (bits,) * samples) // 8)
+    return 0
+
+
+class MemoryBudget:
+    """Bytes that the decodes of one process may hold at once. A decode waits for its share,
+    first come first served, so that a large one is not starved by a stream of small ones."""
+
+    def __init__(self, capacity=None):
+        self._capacity = capacity
+        self.in_use = 0
+        self._waiting = deque()
+        self._changed = threading.Condition()
+
+    @property
+    def capacity(self):
+        return self._capacity or settings.DECODE_MEMORY_BUDGET
+
+    @contextmanager
+    def reserve(self, amount):
+        amount = min(amount, self.capacity)
+        with self._changed:
+            turn = object()
+            self._waiting.append(turn)
+            self._changed.wait_for(lambda: self._waiting[0] is turn and self.in_use + amount <= self.capacity)
+            self._waiting.popleft()
+            self.in_use += amount
+            self._changed.notify_all()  # the next in line may fit beside this one
+        try:
+            yield amount
+        finally:
+            with self._changed:
+                self.in_use -= amount
+                self._changed.notify_all()
+
+
+# Process-wide: every thread of a worker process decodes within this one budget.
+DECODE_BUDGET = MemoryBudget()
+
+
+@contextmanager
+def memory_reserved(data, min_side=None, budget=DECODE_BUDGET):
+    """Hold `budget` for decoding `data` with open_image: wait for the share its header says the
+    decode needs. UndecodableImage if the header is refused, or if the share alone is over
+    settings.DECODE_MAX_IMAGE_BYTES."""
+    need = decode_memory(data, min_side)
+    limit = settings.DECODE_MAX_IMAGE_BYTES
+    if need > limit:
+        raise UndecodableImage("too_much_memory", f"The image would take about {need / MB:,.0f} MB to decode "
+                                                  f"(limit {limit / MB:,.0f} MB): send it smaller, e.g. as a JPEG.")
+    with budget.reserve(need):
+        yield need
 
 
 def make_thumbnail(image, size=256):
@@ -131,10 +250,14 @@ def make_thumbnail(image, size=256):
     return output.getvalue()
 
 
-def to_rgb(image):
-    """Convert any decoded mode to 8-bit RGB; alpha and transparency go onto white."""
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        image = _to_8bit_grey(image)
+WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_rgb(image, levels=None):
+    """Convert any decoded mode to 8-bit RGB; alpha and transparency go onto white. Wide grey
+    is scaled by `levels` (scale, offset), by default those of this image's own range."""
+    if image.mode in WIDE_GREY:
+        image = _to_8bit_grey(image, levels or grey_levels(image))
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -144,16 +267,39 @@ def to_rgb(image):
     return image.convert("RGB")
 
 
-def _to_8bit_grey(image):
-    """Scale 16-bit or 32-bit grey to 0..255 instead of clipping everything to white."""
-    image = image.convert("F") if image.mode == "F" else image.convert("I")
+def grey_levels(image):
+    """How 16-bit or 32-bit grey maps to 0..255: the full 16-bit range if it fits, else the
+    image's own range, instead of clipping everything to white."""
     low, high = image.getextrema()
-    if image.mode == "I" and 0 <= low and high <= 65535:
-        scale, offset = 255 / 65535, 0
-    else:
-        scale = 255 / (high - low) if high > low else 0
-        offset = -low * scale
+    if image.mode != "F" and 0 <= low and high <= 65535:
+        return 255 / 65535, 0
+    scale = 255 / (high - low) if high > low else 0
+    return scale, -low * scale
+
+
+def _to_8bit_grey(image, levels):
+    scale, offset = levels
+    image = image.convert("F") if image.mode == "F" else image.convert("I")
     return image.point(lambda value: value * scale + offset).convert("L")
+
+
+def _reduced_rgb(image, factor):
+    """The decoded picture as 8-bit RGB, box-reduced `factor` times per side. Other modes are
+    converted a strip of rows at a time, so that no second full-size copy is ever made."""
+    if _is_plain_rgb(image):
+        return image.reduce(factor) if factor > 1 else image
+    width, height = image.size
+    levels = grey_levels(image) if image.mode in WIDE_GREY else None
+    rows = max(factor, STRIP_PIXELS // width // factor * factor)
+    picture = Image.new("RGB", (-(-width // factor), -(-height // factor)))
+    for top in range(0, height, rows):
+        strip = to_rgb(image.crop((0, top, width, min(height, top + rows))), levels)
+        picture.paste(strip.reduce(factor) if factor > 1 else strip, (0, top // factor))
+    return picture
+
+
+def _is_plain_rgb(image):
+    return image.mode == "RGB" and "transparency" not in image.info
 
 
 def _upright_size(image, data=None):
@@ -187,15 +333,6 @@ def _png_exif(data):
             break
         position += 12 + length
     return b""
-
-
-def _upright(image):
-    try:
-        return ImageOps.exif_transpose(image)
-    except Exception as error:
-        # Broken EXIF should not cost us an otherwise good picture.
-        logger.info("Ignoring unreadable EXIF orientation: %s", error)
-        return image
 
 
 def _read_bytes(source):

@@ -339,6 +339,13 @@ SPECTACULAR_SETTINGS = {
 MAX_PIXELS_PER_BYTE = envint("MAX_PIXELS_PER_BYTE", 200)
 if MAX_PIXELS_PER_BYTE < 0:
     raise ImproperlyConfigured("MAX_PIXELS_PER_BYTE must be 0 (off) or positive")
+# Per worker process: the memory its decodes may hold at once (each waits for its share, estimated
+# from the header), and the most one image may need; a larger one fails with a reason.
+DECODE_MEMORY_BUDGET = envint("DECODE_MEMORY_BUDGET", 1024 * 1024**2)
+DECODE_MAX_IMAGE_BYTES = envint("DECODE_MAX_IMAGE_BYTES", 768 * 1024**2)
+if not 0 < DECODE_MAX_IMAGE_BYTES <= DECODE_MEMORY_BUDGET:
+    raise ImproperlyConfigured("Need 0 < DECODE_MAX_IMAGE_BYTES <= DECODE_MEMORY_BUDGET: a larger image could "
+                               "never be decoded")
 
 # --- Deployment (worker_ami/, docs/deploy.md): worker secrets, the health check, HTTPS. ---
 # Worker machines read DATABASE_URL and SECRET_KEY from SSM Parameter Store under this path.

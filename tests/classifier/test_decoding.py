@@ -22,9 +22,11 @@ from tests.corpus import (
     grey16,
     odd_but_valid_files,
     oversize_file,
+    palette_with_hole,
     photo,
     photo_jpeg,
     png_chunk,
+    rgba_half_transparent,
 )
 
 BAD = bad_files()
@@ -284,3 +286,50 @@ def test_a_small_picture_may_compress_as_well_as_it_likes():
     data = flat_png(2000, 2000)
     assert 2000 * 2000 > 200 * len(data)
     assert read_header(io.BytesIO(data)).width == 2000
+
+
+def transparent_palette(size):
+    image = palette_with_hole().resize(size, Image.Resampling.NEAREST)
+    image.info["transparency"] = 255
+    return image
+
+
+# name -> a picture in a mode that needs converting, big enough to be reduced 3 times at min_side=100.
+MODES = {
+    "palette with transparency": lambda: transparent_palette((451 * 3 // 2, 300 * 3 // 2)),
+    "RGBA": lambda: rgba_half_transparent().resize((677, 450)),
+    "grey and alpha": lambda: rgba_half_transparent().resize((677, 450)).convert("LA"),
+    "16-bit grey": lambda: grey16().resize((677, 450)),
+    "1-bit": lambda: photo("coffee").convert("1"),
+    "RGB with a transparent colour": lambda: rgb_with_transparent_black(),
+}
+
+
+def rgb_with_transparent_black():
+    image = photo("coffee").copy()
+    image.paste((0, 0, 0), (0, 0, 200, 150))
+    image.info["transparency"] = (0, 0, 0)
+    return image
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_reduced_decode_equals_the_full_decode_reduced(mode, monkeypatch):
+    """Converting a strip at a time, then reducing, gives the very pixels of converting the whole
+    picture and reducing it: only the memory differs."""
+    data = encode(MODES[mode](), "PNG")
+    monkeypatch.setattr(decoding, "STRIP_PIXELS", 20_000)  # several strips, the last one short
+    reduced = open_image(data, min_side=100)
+    reference = decoding.to_rgb(Image.open(io.BytesIO(data)))
+    factor = min(reference.size) // 100
+    assert factor >= 3 and reduced.info["full_size"] == reference.size
+    assert np.array_equal(np.asarray(reduced), np.asarray(reference.reduce(factor)))
+    assert np.asarray(reduced).min() < 100  # not all painted white
+
+
+def test_the_reduced_decode_turns_the_picture_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = photo("coffee").transpose(Image.Transpose.ROTATE_90).convert("RGBA")
+    reduced = open_image(encode(stored, "PNG", exif=exif.tobytes()), min_side=100)
+    assert reduced.info["full_size"] == (600, 400) and reduced.size == (150, 100)
+    assert mean_difference(reduced, photo("coffee").reduce(4)) < 3

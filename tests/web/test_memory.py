@@ -16,18 +16,12 @@ from rest_framework.authtoken.models import Token
 
 from classifier.models import Image
 from imgsite.processes import free_port, start_process, stop_process, wait_for_port
-from tests.conftest import LOG_DIR, database_url, wait_until
+from tests.conftest import LOG_DIR, database_url, memory_kb, wait_until
 from tests.corpus import encode, photo, photo_jpeg
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = Path(settings.VAR_DIR) / "artifacts"
 IMAGES = 200
-
-
-def memory_kb(pid):
-    """VmRSS and VmHWM of a process, in kB."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 
 def worker_pid(master):
