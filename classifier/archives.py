@@ -20,8 +20,8 @@ ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "applica
 CHUNK = 1024 * 1024
 # Small members may compress very well (a flat-colour BMP); only large ones can hurt.
 RATIO_EXEMPT_BYTES = 1024 * 1024
-NO_IMAGES = ("empty_archive",
-             "The archive contains no usable images: put JPEG, PNG, GIF, WebP, BMP or TIFF files in the .zip.")
+NO_IMAGES = ("empty_archive", "The archive contains no usable images: put JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP "
+                              "or TIFF files in the .zip.")
 
 
 class RefusedArchive(UndecodableImage):

@@ -16,21 +16,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError, features
+
+try:
+    import pillow_heif
+except ImportError:  # HEIC is then refused with a reason, like any unsupported format
+    pillow_heif = None
+else:
+    pillow_heif.register_heif_opener()
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"}
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
     "PNG": "image/png",
     "GIF": "image/gif",
     "WEBP": "image/webp",
+    "AVIF": "image/avif",
+    "HEIF": "image/heif",
     "BMP": "image/bmp",
     "TIFF": "image/tiff",
 }
-UPLOAD_HINT = "upload JPEG, PNG, GIF, WebP, BMP or TIFF."
-HEIF_BRANDS = {b"heic", b"heix", b"mif1", b"msf1", b"avif"}
+AVIF_SUPPORTED = features.check("avif")
+ACCEPTED_FORMATS = set(CONTENT_TYPES)
+if not AVIF_SUPPORTED:
+    ACCEPTED_FORMATS.discard("AVIF")
+if pillow_heif is None:
+    ACCEPTED_FORMATS.discard("HEIF")
+UPLOAD_HINT = "upload JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF."
+AVIF_BRANDS = {b"avif", b"avis"}
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 EXIF_ORIENTATION = 0x0112
 QUARTER_TURNS = {5, 6, 7, 8}
 TRANSPOSES = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -53,7 +68,8 @@ SVG = ("unsupported", "SVG is not supported; " + UPLOAD_HINT)
 PDF = ("unsupported", "PDF is not supported; " + UPLOAD_HINT)
 ZIP = ("not_an_image", "Not an image: looks like a ZIP archive (or an Office document).")
 GZIP = ("not_an_image", "Not an image: looks like a compressed (gzip) file.")
-HEIF = ("unsupported", "HEIC/AVIF is not supported; " + UPLOAD_HINT)
+NO_AVIF = ("unsupported", "AVIF is not supported on this server; upload JPEG, PNG, GIF, WebP, BMP or TIFF.")
+NO_HEIF = ("unsupported", "HEIC is not supported on this server; upload JPEG, PNG, GIF, WebP, BMP or TIFF.")
 BOMB_ERRORS = (Image.DecompressionBombError, Image.DecompressionBombWarning)
 
 
@@ -181,6 +197,8 @@ def _codec_bytes_per_pixel(image):
         return 2 * image.layers if image.info.get("progressive") or image.info.get("progression") else 0
     if image.format == "WEBP":
         return 12  # libwebp's canvas, its copy of the previous frame, and the bytes handed over, RGBA each
+    if image.format in ("AVIF", "HEIF"):
+        return 10  # the decoded planes (up to 16 bits, 4:4:4) and the interleaved RGB(A) copy
     if image.format == "TIFF":
         # One strip may hold the whole picture, in its stored sample size.
         bits, samples = image.tag_v2.get(258, 8), image.tag_v2.get(277, 1)
@@ -363,8 +381,10 @@ def sniff(data):
         return ZIP
     if head.startswith(b"\x1f\x8b"):
         return GZIP
-    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
-        return HEIF
+    if head[4:8] == b"ftyp" and head[8:12] in AVIF_BRANDS and not AVIF_SUPPORTED:
+        return NO_AVIF
+    if head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS and pillow_heif is None:
+        return NO_HEIF
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return SVG
@@ -389,7 +409,12 @@ def _open_checked(data):
     problem = sniff(data)
     if problem:
         raise UndecodableImage(*problem)
-    image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
+    try:
+        image = Image.open(io.BytesIO(data), formats=sorted(ACCEPTED_FORMATS))
+    except UnidentifiedImageError:
+        if data[4:8] == b"ftyp" and data[8:12] in AVIF_BRANDS | HEIF_BRANDS:
+            raise UndecodableImage(*TRUNCATED) from None  # an AVIF/HEIC container we could not read
+        raise
     _check_pixels(image.width, image.height, len(data))
     return image
 

@@ -162,8 +162,8 @@ class BatchSerializer(BatchSummarySerializer):
 class UploadRequestSerializer(serializers.Serializer):
     images = serializers.ListField(
         child=serializers.FileField(), min_length=1,
-        help_text="Repeat the field once per file. Images (JPEG, PNG, GIF, WebP, BMP, TIFF) or .zip archives "
-                  f"of images; at most {settings.MAX_UPLOAD_BYTES:,} bytes per image.",
+        help_text="Repeat the field once per file. Images (JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP, TIFF) or .zip "
+                  f"archives of images; at most {settings.MAX_UPLOAD_BYTES:,} bytes per image.",
     )
 
 

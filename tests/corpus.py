@@ -35,7 +35,7 @@ BAD_FILE_REASONS = {
     "drawing.svg": "SVG is not supported",
     "document.pdf": "PDF is not supported",
     "archive.zip": "Not an image: looks like a ZIP archive",
-    "photo.heic": "HEIC/AVIF is not supported",
+    "broken.heic": "The image is truncated or corrupt.",
     "noise.jpg": "Unrecognised image format",
 }
 
@@ -52,6 +52,21 @@ def photo_jpeg(name="chelsea", max_side=None):
     if max_side:
         image.thumbnail((max_side, max_side))
     return encode(image, "JPEG", quality=90)
+
+
+@cache
+def photo_avif(name="chelsea"):
+    """A real photo as AVIF (Pillow's own plugin, AV1 by libaom)."""
+    return encode(photo(name), "AVIF", quality=80, speed=8)
+
+
+@cache
+def photo_heic(name="chelsea"):
+    """A real photo as HEIC (HEVC), as phones take them; pillow-heif encodes it."""
+    import pillow_heif  # registers the HEIF format with Pillow
+
+    pillow_heif.register_heif_opener()
+    return encode(photo(name), "HEIF", quality=80)
 
 
 def encode(image, format, **options):
@@ -81,7 +96,7 @@ def bad_files():
         "drawing.svg": svg(),
         "document.pdf": pdf(),
         "archive.zip": zip_archive(),
-        "photo.heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+        "broken.heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
         "noise.jpg": random.Random(7).randbytes(4096),
     }
 
@@ -99,6 +114,8 @@ def odd_but_valid_files():
         "photo.webp": encode(photo("coffee"), "WEBP", quality=85),
         "photo.bmp": encode(photo("astronaut"), "BMP"),
         "photo.tiff": encode(photo("astronaut"), "TIFF", compression="tiff_lzw"),
+        "photo.avif": photo_avif("coffee"),
+        "photo.heic": photo_heic("chelsea"),
         "actually_jpeg.png": photo_jpeg(),
         "rotated_exif.jpg": exif_rotated_jpeg(),
     }

@@ -43,6 +43,8 @@ ODD_EXPECTED = {
     "photo.webp": ("WEBP", 600, 400),
     "photo.bmp": ("BMP", 512, 512),
     "photo.tiff": ("TIFF", 512, 512),
+    "photo.avif": ("AVIF", 600, 400),
+    "photo.heic": ("HEIF", 451, 300),
     "actually_jpeg.png": ("JPEG", 451, 300),
     "rotated_exif.jpg": ("JPEG", 451, 300),
 }
@@ -333,3 +335,18 @@ def test_the_reduced_decode_turns_the_picture_upright():
     reduced = open_image(encode(stored, "PNG", exif=exif.tobytes()), min_side=100)
     assert reduced.info["full_size"] == (600, 400) and reduced.size == (150, 100)
     assert mean_difference(reduced, photo("coffee").reduce(4)) < 3
+
+
+def test_heic_and_avif_are_read_by_pillow_heif_and_pillow():
+    assert read_header(io.BytesIO(ODD["photo.heic"])).content_type == "image/heif"
+    assert read_header(io.BytesIO(ODD["photo.avif"])).content_type == "image/avif"
+
+
+def test_without_pillow_heif_a_heic_is_refused_in_words(monkeypatch):
+    monkeypatch.setattr(decoding, "pillow_heif", None)
+    monkeypatch.setattr(decoding, "AVIF_SUPPORTED", False)
+    for name, format in (("photo.heic", "HEIC"), ("photo.avif", "AVIF")):
+        with pytest.raises(UndecodableImage) as caught:
+            read_header(io.BytesIO(ODD[name]))
+        assert (caught.value.code, str(caught.value)) == (
+            "unsupported", f"{format} is not supported on this server; upload JPEG, PNG, GIF, WebP, BMP or TIFF.")

@@ -16,7 +16,7 @@ from classifier.decoding import open_image
 from classifier.inference import MAX_BATCH
 from classifier.models import Image as ImageRow
 from tests.conftest import wait_until
-from tests.corpus import decode_bombs, encode, photo
+from tests.corpus import ACCEPTED, decode_bombs, encode, photo, photo_avif, photo_heic
 
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug
@@ -115,7 +115,7 @@ def test_a_chunk_of_only_bad_files_makes_no_model_call():
     counting = CountingClassifier()
     results = classify([b"\x00\x01\x02junk\xff", b""], counting)
     assert [(result.code, result.error) for result in results] == [
-        ("unsupported", "Unrecognised image format; upload JPEG, PNG, GIF, WebP, BMP or TIFF."),
+        ("unsupported", "Unrecognised image format; upload JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF."),
         ("empty", "The file is empty."),
     ]
     assert counting.batch_sizes == []
@@ -166,6 +166,13 @@ def test_a_reduced_png_gives_nearly_the_reference_probabilities(mode, litert_cla
         worst = max(worst, float(np.abs(served - reference).max()))
     assert reduced_any
     assert worst <= PNG_TOLERANCE[mode]
+
+
+@pytest.mark.parametrize("encode_photo", [photo_avif, photo_heic], ids=["AVIF", "HEIC"])
+def test_avif_and_heic_photos_are_recognised(encode_photo, litert_classifier):
+    results = classify([encode_photo(name) for name in ACCEPTED], litert_classifier)
+    for name, result in zip(ACCEPTED, results):
+        assert result.ok and result.labels[0].wnid in ACCEPTED[name], (name, result.labels[:2])
 
 
 def test_the_decode_budget_bounds_the_decodes_in_flight(settings, monkeypatch):
