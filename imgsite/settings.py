@@ -346,6 +346,12 @@ DECODE_MAX_IMAGE_BYTES = envint("DECODE_MAX_IMAGE_BYTES", 768 * 1024**2)
 if not 0 < DECODE_MAX_IMAGE_BYTES <= DECODE_MEMORY_BUDGET:
     raise ImproperlyConfigured("Need 0 < DECODE_MAX_IMAGE_BYTES <= DECODE_MEMORY_BUDGET: a larger image could "
                                "never be decoded")
+# A prefork pool process whose resident set ends a task above this many bytes is replaced (what its
+# allocator kept after large decodes is given back to the machine).
+WORKER_MAX_MEMORY_PER_CHILD = envint("WORKER_MAX_MEMORY_PER_CHILD", DECODE_MEMORY_BUDGET + 512 * 1024**2)
+if WORKER_MAX_MEMORY_PER_CHILD <= DECODE_MEMORY_BUDGET:
+    raise ImproperlyConfigured("WORKER_MAX_MEMORY_PER_CHILD must be above DECODE_MEMORY_BUDGET (and the model)")
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD // 1024  # Celery counts KiB
 
 # --- Deployment (worker_ami/, docs/deploy.md): worker secrets, the health check, HTTPS. ---
 # Worker machines read DATABASE_URL and SECRET_KEY from SSM Parameter Store under this path.
