@@ -5,7 +5,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models, transaction
-from django.db.models import Count, F, OuterRef, Q, Subquery
+from django.db.models import Count, F, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 FINAL_STATUSES = ("done", "failed")
@@ -175,6 +176,16 @@ class ImageQuerySet(models.QuerySet):
             for image, source in reused for p in source.predictions.all()
         )
         return {image.pk for image, _ in reused}
+
+    def usage(self, since):
+        """For upload quotas, in one query: open images (queued or processing), images queued
+        since `since` and the earliest such time, and the bytes of the originals stored."""
+        recent = Q(queued_at__gte=since)
+        return self.aggregate(
+            open=Count("pk", filter=Q(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING])),
+            recent=Count("pk", filter=recent), oldest_recent=Min("queued_at", filter=recent),
+            stored=Coalesce(Sum("size"), 0),
+        )
 
     def search_label(self, text):
         """Images whose top label contains `text`, e.g. "tabby"."""

@@ -176,7 +176,9 @@ class AcceptedImageSerializer(ImageSummarySerializer):
 class RefusalSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="The refused file's name.")
     error_code = serializers.CharField(source="code", help_text="Why it was refused, for programs: e.g. too_large, "
-                                                                "empty, unsupported, not_an_image, truncated.")
+                                                                "empty, unsupported, not_an_image, truncated, "
+                                                                "too_many_pixels, request_images, "
+                                                                "quota_open_images.")
     error = serializers.CharField(source="reason", help_text="Why it was refused, for people.")
 
 
@@ -192,6 +194,8 @@ class UploadResultSerializer(serializers.Serializer):
 
 
 class UploadErrorSerializer(ErrorSerializer):
+    error_code = serializers.CharField(required=False, help_text="The limit that refused the whole request, e.g. "
+                                                                 "quota_open_images.")
     refused = RefusalSerializer(many=True, required=False, help_text="The files refused, each with its error.")
 
 

@@ -339,6 +339,17 @@ SPECTACULAR_SETTINGS = {
 MAX_PIXELS_PER_BYTE = envint("MAX_PIXELS_PER_BYTE", 200)
 if MAX_PIXELS_PER_BYTE < 0:
     raise ImproperlyConfigured("MAX_PIXELS_PER_BYTE must be 0 (off) or positive")
+# What one request may examine, archive members included: files, and their bytes once expanded.
+MAX_IMAGES_PER_REQUEST = envint("MAX_IMAGES_PER_REQUEST", MAX_FILES_PER_REQUEST)
+MAX_REQUEST_EXPANDED_BYTES = envint("MAX_REQUEST_EXPANDED_BYTES", MAX_ARCHIVE_UNCOMPRESSED_BYTES)
+# Per user: images queued or processing, images queued in the last 24 hours, bytes of originals stored.
+QUOTA_OPEN_IMAGES = envint("QUOTA_OPEN_IMAGES", 10_000)
+QUOTA_IMAGES_PER_DAY = envint("QUOTA_IMAGES_PER_DAY", 50_000)
+QUOTA_BYTES_STORED = envint("QUOTA_BYTES_STORED", 50 * 1024**3)
+for _name in ("MAX_IMAGES_PER_REQUEST", "MAX_REQUEST_EXPANDED_BYTES", "QUOTA_OPEN_IMAGES", "QUOTA_IMAGES_PER_DAY",
+              "QUOTA_BYTES_STORED"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be positive")
 # Per worker process: the memory its decodes may hold at once (each waits for its share, estimated
 # from the header), and the most one image may need; a larger one fails with a reason.
 DECODE_MEMORY_BUDGET = envint("DECODE_MEMORY_BUDGET", 1024 * 1024**2)
