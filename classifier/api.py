@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import serializers, tasks
-from classifier.api_conventions import PayloadTooLarge
+from classifier.api_conventions import PayloadTooLarge, UploadsThrottled, upload_wait
 from classifier.limits import STATUS, UploadBudget
 from classifier.models import Batch, Image
 from classifier.upload import accept_uploads, oversized_body
@@ -78,7 +78,7 @@ ERRORS = {
     404: OpenApiResponse(serializers.ErrorSerializer, "Not found among your objects."),
     429: OpenApiResponse(serializers.ErrorSerializer, "Too many requests; retry after Retry-After seconds."),
 }
-UPLOAD_LIMITS = OpenApiResponse(serializers.UploadErrorSerializer, "Too many requests, or a quota over time reached "
+UPLOAD_LIMITS = OpenApiResponse(serializers.UploadErrorSerializer, "Too many uploads, or a quota over time reached "
                                 "(error_code quota_open_images or quota_images_per_day); retry after Retry-After "
                                 "seconds.")
 COMMON = {401: ERRORS[401], 429: ERRORS[429]}
@@ -103,6 +103,12 @@ class LargeUploadMixin:
     def initial(self, request, *args, **kwargs):
         refuse_large_body(request)
         super().initial(request, *args, **kwargs)
+
+    def check_throttles(self, request):
+        """Uploads are throttled on their own as well (UPLOAD_RATE_LIMIT, shared with the form)."""
+        if request.method == "POST" and (wait := upload_wait(request)):
+            raise UploadsThrottled(wait)
+        super().check_throttles(request)
 
 
 class BatchList(LargeUploadMixin, generics.ListAPIView):

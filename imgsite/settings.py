@@ -350,6 +350,11 @@ for _name in ("MAX_IMAGES_PER_REQUEST", "MAX_REQUEST_EXPANDED_BYTES", "QUOTA_OPE
               "QUOTA_BYTES_STORED"):
     if globals()[_name] < 1:
         raise ImproperlyConfigured(f"{_name} must be positive")
+# Upload requests per user (the API's and the gallery form's together), counted in the default cache.
+UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "60/min")
+_count, _, _period = UPLOAD_RATE_LIMIT.partition("/")
+if not (_count.isdigit() and _period[:1] in ("s", "m", "h", "d")):
+    raise ImproperlyConfigured(f"UPLOAD_RATE_LIMIT={UPLOAD_RATE_LIMIT!r} must look like 60/min")
 # Per worker process: the memory its decodes may hold at once (each waits for its share, estimated
 # from the header), and the most one image may need; a larger one fails with a reason.
 DECODE_MEMORY_BUDGET = envint("DECODE_MEMORY_BUDGET", 1024 * 1024**2)

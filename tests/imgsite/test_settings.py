@@ -28,6 +28,7 @@ def start_with(**environment):
     ("WORKER_MAX_MEMORY_PER_CHILD", str(100 * 1024**2)),
     ("QUOTA_OPEN_IMAGES", "0"),
     ("MAX_IMAGES_PER_REQUEST", "many"),
+    ("UPLOAD_RATE_LIMIT", "sixty"),
 ])
 def test_it_names_the_bad_setting(name, value):
     result = start_with(**{name: value})

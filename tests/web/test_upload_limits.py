@@ -1,6 +1,6 @@
 """Bounded work per request and per user, through the API and the gallery's form: the request's
-budget (archive members included) and the user's quotas. Each refusal says which limit, and how
-large it is."""
+budget (archive members included), the user's quotas and the upload throttle. Each refusal says
+which limit, and how large it is."""
 import io
 import zipfile
 from datetime import timedelta
@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -179,3 +180,27 @@ def test_many_small_members_that_compress_like_a_bomb_refuse_the_archive(alice_a
     assert code == "archive_limit" and reason.startswith("The archive's files are compressed ")
     assert reason.endswith(":1 together (limit 100:1); photos never compress that well.")
     assert not Image.objects.exists()
+
+
+# --- The upload throttle: per user, shared by the API and the form, apart from other requests ---
+
+def test_uploads_over_the_rate_get_429_and_the_form_shares_the_count(alice_api, alice, settings, aws):
+    settings.UPLOAD_RATE_LIMIT = "2/min"
+    assert [api_upload(alice_api, [jpeg()]).status_code for _ in range(2)] == [201, 201]
+    response = api_upload(alice_api, [jpeg()])
+    assert response.status_code == 429 and int(response["Retry-After"]) > 0
+    assert response.json()["detail"].startswith("Too many uploads (limit 2/min per user). Retry in ")
+    errors = form_upload(alice, [jpeg()])
+    assert len(errors) == 1 and errors[0].startswith("Too many uploads (limit 2/min per user): try again in ")
+    assert alice_api.get(reverse("classifier:api:batches")).status_code == 200  # other requests go on
+    assert Image.objects.count() == 2
+
+
+def test_the_form_upload_is_throttled_per_user(alice, bob, settings, aws):
+    settings.UPLOAD_RATE_LIMIT = "1/min"
+    assert form_upload(alice, [jpeg()]) == []
+    assert form_upload(alice, [jpeg()])[0].startswith("Too many uploads")
+    bobs_browser = Client()
+    bobs_browser.force_login(bob)
+    assert form_upload(bobs_browser, [jpeg()]) == []
+    assert Image.objects.count() == 2
