@@ -16,7 +16,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import serializers, tasks
-from classifier.api_conventions import PayloadTooLarge
+from classifier.api_conventions import PayloadTooLarge, UploadsThrottled, upload_wait
+from classifier.limits import STATUS, UploadBudget
 from classifier.models import Batch, Image
 from classifier.upload import accept_uploads, oversized_body
 
@@ -32,6 +33,22 @@ def refuse_large_body(request):
         )
 
 
+class OverLimit(exceptions.APIException):
+    """A quota or request limit that refuses the whole upload: 413 or 429, with its code."""
+
+    def __init__(self, limit):
+        super().__init__({"detail": str(limit), "error_code": limit.code})
+        self.status_code, self.wait = limit.status, limit.retry_after
+
+
+def upload_budget(request):
+    """The request's UploadBudget, or OverLimit if the user can upload nothing now."""
+    budget = UploadBudget(request.user)
+    if limit := budget.problem():
+        raise OverLimit(limit)
+    return budget
+
+
 def batch_or_not_found(request, pk):
     """The user's batch `pk`, or the API's JSON 404."""
     if not 0 < pk <= MAX_ID or not (batch := Batch.objects.filter(pk=pk, owner=request.user).first()):
@@ -40,11 +57,15 @@ def batch_or_not_found(request, pk):
 
 
 def upload_response(request, result):
-    """201 with the accepted and refused files; 413 or 400 when nothing could be accepted."""
+    """201 with the accepted and refused files; when nothing could be accepted, 413 if every file
+    broke a size limit, 429 if one broke a limit over time, else 400."""
     data = {"refused": serializers.RefusalSerializer(result.refused, many=True).data}
     if not result.accepted:
-        if result.refused and all(refusal.code == "too_large" for refusal in result.refused):
-            return Response({"detail": "Every file is over the size limit.", **data}, status=413)
+        statuses = {413 if refusal.code == "too_large" else STATUS.get(refusal.code, 400) for refusal in result.refused}
+        if statuses == {413}:
+            return Response({"detail": "Every file is over a size limit: see refused.", **data}, status=413)
+        if 429 in statuses:
+            return Response({"detail": "You have reached a limit: see refused.", **data}, status=429)
         detail = "No image was accepted: see refused." if result.refused else "Attach files in the field 'images'."
         return Response({"detail": detail, **data}, status=400)
     data = serializers.UploadResultSerializer(result, context={"request": request}).data
@@ -57,6 +78,9 @@ ERRORS = {
     404: OpenApiResponse(serializers.ErrorSerializer, "Not found among your objects."),
     429: OpenApiResponse(serializers.ErrorSerializer, "Too many requests; retry after Retry-After seconds."),
 }
+UPLOAD_LIMITS = OpenApiResponse(serializers.UploadErrorSerializer, "Too many uploads, or a quota over time reached "
+                                "(error_code quota_open_images or quota_images_per_day); retry after Retry-After "
+                                "seconds.")
 COMMON = {401: ERRORS[401], 429: ERRORS[429]}
 LIST_ERRORS = {400: ERRORS[400], 404: OpenApiResponse(serializers.ErrorSerializer, "No such page."), **COMMON}
 UPLOAD_DOC = dict(
@@ -64,9 +88,11 @@ UPLOAD_DOC = dict(
     responses={
         201: serializers.UploadResultSerializer,
         400: OpenApiResponse(serializers.UploadErrorSerializer, "No file was accepted; see refused."),
-        413: OpenApiResponse(serializers.UploadErrorSerializer, "The request, or every file, is too large."),
+        413: OpenApiResponse(serializers.UploadErrorSerializer, "The request, or every file, is too large, or your "
+                                                                "storage is full (error_code quota_bytes_stored)."),
         415: OpenApiResponse(serializers.ErrorSerializer, "The body is not multipart/form-data."),
         **COMMON,
+        429: UPLOAD_LIMITS,
     },
 )
 
@@ -77,6 +103,12 @@ class LargeUploadMixin:
     def initial(self, request, *args, **kwargs):
         refuse_large_body(request)
         super().initial(request, *args, **kwargs)
+
+    def check_throttles(self, request):
+        """Uploads are throttled on their own as well (UPLOAD_RATE_LIMIT, shared with the form)."""
+        if request.method == "POST" and (wait := upload_wait(request)):
+            raise UploadsThrottled(wait)
+        super().check_throttles(request)
 
 
 class BatchList(LargeUploadMixin, generics.ListAPIView):
@@ -92,7 +124,8 @@ class BatchList(LargeUploadMixin, generics.ListAPIView):
 
     @extend_schema(summary="Upload images into a new batch", **UPLOAD_DOC)
     def post(self, request):
-        return upload_response(request, accept_uploads(request.user, request.FILES.getlist("images")))
+        budget = upload_budget(request)
+        return upload_response(request, accept_uploads(request.user, request.FILES.getlist("images"), budget=budget))
 
 
 class BatchImages(LargeUploadMixin, APIView):
@@ -100,7 +133,9 @@ class BatchImages(LargeUploadMixin, APIView):
                    responses={**UPLOAD_DOC["responses"], 404: ERRORS[404]})
     def post(self, request, pk):
         batch = batch_or_not_found(request, pk)
-        return upload_response(request, accept_uploads(request.user, request.FILES.getlist("images"), batch=batch))
+        budget = upload_budget(request)
+        files = request.FILES.getlist("images")
+        return upload_response(request, accept_uploads(request.user, files, batch=batch, budget=budget))
 
 
 class BatchDetail(APIView):

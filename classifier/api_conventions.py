@@ -1,6 +1,8 @@
 """Conventions shared by every API view, named in settings.REST_FRAMEWORK: pagination,
 per-user throttling and the error format. Kept apart from classifier.api because DRF
 imports these while its own APIView class is being defined."""
+import math
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from rest_framework import exceptions, status, throttling
@@ -49,6 +51,28 @@ class UserRateThrottle(throttling.UserRateThrottle):
         return settings.API_RATE_LIMIT
 
 
+class UploadRateThrottle(UserRateThrottle):
+    """Upload requests per user (settings.UPLOAD_RATE_LIMIT), counted apart from the others, for
+    the API and the gallery's form alike."""
+
+    scope = "upload"
+
+    def get_rate(self):
+        return settings.UPLOAD_RATE_LIMIT
+
+
+class UploadsThrottled(exceptions.Throttled):
+    """Over UPLOAD_RATE_LIMIT rather than API_RATE_LIMIT."""
+
+
+def upload_wait(request):
+    """0 if this user may upload now (and counts this request), else the seconds to wait."""
+    throttle = UploadRateThrottle()
+    if throttle.allow_request(request, None):
+        return 0
+    return max(1, math.ceil(throttle.wait() or 1))
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
@@ -61,6 +85,8 @@ def exception_handler(exc, context):
                               "files): send them in several requests, or as a .zip.")
     elif isinstance(exc, exceptions.NotAuthenticated):
         exc.detail = f"{exc.detail} {TOKEN_HINT}"
+    elif isinstance(exc, UploadsThrottled):
+        exc.detail = f"Too many uploads (limit {settings.UPLOAD_RATE_LIMIT} per user). Retry in {exc.wait} s."
     elif isinstance(exc, exceptions.Throttled):
         exc.detail = f"Too many requests (limit {settings.API_RATE_LIMIT} per user). Retry in {exc.wait} s."
     elif isinstance(exc, exceptions.UnsupportedMediaType):

@@ -20,8 +20,8 @@ ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "applica
 CHUNK = 1024 * 1024
 # Small members may compress very well (a flat-colour BMP); only large ones can hurt.
 RATIO_EXEMPT_BYTES = 1024 * 1024
-NO_IMAGES = ("empty_archive",
-             "The archive contains no usable images: put JPEG, PNG, GIF, WebP, BMP or TIFF files in the .zip.")
+NO_IMAGES = ("empty_archive", "The archive contains no usable images: put JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP "
+                              "or TIFF files in the .zip.")
 
 
 class RefusedArchive(UndecodableImage):
@@ -74,6 +74,13 @@ def check_archive(upload, archive):
             "archive_limit",
             f"The archive expands to {total:,} bytes (limit {settings.MAX_ARCHIVE_UNCOMPRESSED_BYTES:,}): split it."
         )
+    # Many small members, each exempt from the member's own ratio, can still add up to a bomb.
+    admitted = [info for info in members if not member_problem(info)]
+    expanded = sum(info.file_size for info in admitted)
+    ratio = expanded / max(1, sum(info.compress_size for info in admitted))
+    if expanded > RATIO_EXEMPT_BYTES and ratio > settings.MAX_ARCHIVE_RATIO:
+        raise RefusedArchive("archive_limit", f"The archive's files are compressed {ratio:,.0f}:1 together (limit "
+                                              f"{settings.MAX_ARCHIVE_RATIO}:1); photos never compress that well.")
     return members
 
 
@@ -105,11 +112,12 @@ def extract(archive, info):
     return temporary
 
 
-def expand_archive(upload):
+def expand_archive(upload, admit=None):
     """Yield a Member per file in the archive: a temporary file to check, or a refusal.
 
     Raises RefusedArchive before yielding anything when the archive itself is unusable.
-    Each temporary file is deleted as soon as the caller asks for the next member.
+    `admit(size)` is called before each member is extracted (an exception from it ends the
+    expansion). Each temporary file is deleted as soon as the caller asks for the next member.
     """
     try:
         archive = zipfile.ZipFile(upload.file)
@@ -121,6 +129,8 @@ def expand_archive(upload):
             if problem := member_problem(info):
                 yield Member(name, problem=problem)
                 continue
+            if admit:
+                admit(info.file_size)
             try:
                 temporary = extract(archive, info)
             except NotImplementedError:

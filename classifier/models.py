@@ -6,14 +6,15 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models, transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery
+from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 FINAL_STATUSES = ("done", "failed")
 GAVE_UP = ("gave_up", "Gave up after {attempts} attempts: the worker crashed or timed out every time.")
 # The stored original's extension, from the type found by reading the file: never from its name.
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
-              "image/bmp": ".bmp", "image/tiff": ".tif"}
+              "image/bmp": ".bmp", "image/tiff": ".tif", "image/avif": ".avif", "image/heif": ".heic"}
 
 
 def image_key(instance, filename):
@@ -228,6 +229,16 @@ class ImageQuerySet(models.QuerySet):
             for image, source in reused for p in source.predictions.all()
         )
         return {image.pk for image, _ in reused}
+
+    def usage(self, since):
+        """For upload quotas, in one query: open images (queued or processing), images queued
+        since `since` and the earliest such time, and the bytes of the originals stored."""
+        recent = Q(queued_at__gte=since)
+        return self.aggregate(
+            open=Count("pk", filter=Q(status__in=[Image.Status.QUEUED, Image.Status.PROCESSING])),
+            recent=Count("pk", filter=recent), oldest_recent=Min("queued_at", filter=recent),
+            stored=Coalesce(Sum("size"), 0),
+        )
 
     def search_label(self, text):
         """Images whose top label contains `text`, e.g. "tabby"."""

@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from classifier.decoding import UndecodableImage, make_thumbnail, open_image
+from classifier.decoding import UndecodableImage, make_thumbnail, memory_reserved, open_image
 from classifier.inference import MAX_BATCH, get_classifier, top_labels_of
 from classifier.models import thumbnail_key
 
@@ -55,9 +55,11 @@ def prepare(source, read, classifier, thumbnails):
     """Read one source and make its model input (and thumbnail); runs in a pool thread, where
     Pillow and the S3 wait release the GIL."""
     try:
-        picture = open_image(read(source), min_side=DECODE_MIN_SIDE)
-        tensor = classifier.preprocess(picture)
-        thumbnail = make_thumbnail(picture) if thumbnails else b""
+        data = read(source)
+        with memory_reserved(data, min_side=DECODE_MIN_SIDE):  # the process's decode budget
+            picture = open_image(data, min_side=DECODE_MIN_SIDE)
+            tensor = classifier.preprocess(picture)
+            thumbnail = make_thumbnail(picture) if thumbnails else b""
     except UndecodableImage as problem:
         return Prepared(Result(source, code=problem.code, error=str(problem)))
     except (OSError, ValueError) as exc:

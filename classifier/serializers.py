@@ -162,8 +162,8 @@ class BatchSerializer(BatchSummarySerializer):
 class UploadRequestSerializer(serializers.Serializer):
     images = serializers.ListField(
         child=serializers.FileField(), min_length=1,
-        help_text="Repeat the field once per file. Images (JPEG, PNG, GIF, WebP, BMP, TIFF) or .zip archives "
-                  f"of images; at most {settings.MAX_UPLOAD_BYTES:,} bytes per image.",
+        help_text="Repeat the field once per file. Images (JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP, TIFF) or .zip "
+                  f"archives of images; at most {settings.MAX_UPLOAD_BYTES:,} bytes per image.",
     )
 
 
@@ -176,7 +176,9 @@ class AcceptedImageSerializer(ImageSummarySerializer):
 class RefusalSerializer(serializers.Serializer):
     name = serializers.CharField(help_text="The refused file's name.")
     error_code = serializers.CharField(source="code", help_text="Why it was refused, for programs: e.g. too_large, "
-                                                                "empty, unsupported, not_an_image, truncated.")
+                                                                "empty, unsupported, not_an_image, truncated, "
+                                                                "too_many_pixels, request_images, "
+                                                                "quota_open_images.")
     error = serializers.CharField(source="reason", help_text="Why it was refused, for people.")
 
 
@@ -192,6 +194,8 @@ class UploadResultSerializer(serializers.Serializer):
 
 
 class UploadErrorSerializer(ErrorSerializer):
+    error_code = serializers.CharField(required=False, help_text="The limit that refused the whole request, e.g. "
+                                                                 "quota_open_images.")
     refused = RefusalSerializer(many=True, required=False, help_text="The files refused, each with its error.")
 
 

@@ -1,4 +1,5 @@
-"""Accepting uploaded files: validate each one alone, stream it to S3, queue the accepted ones."""
+"""Accepting uploaded files: validate each one alone within the request's budget and the user's
+quotas (classifier.limits), stream it to S3, queue the accepted ones."""
 import hashlib
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from django.db import transaction
 
 from classifier.archives import NO_IMAGES, RefusedArchive, expand_archive, is_archive
 from classifier.decoding import UndecodableImage, read_header, size_problem
+from classifier.limits import LimitReached, UploadBudget
 from classifier.models import Batch, Image, image_key
 from classifier.tasks import dispatch_after_commit
 
@@ -89,10 +91,23 @@ def checked(upload, refused):
         return None
 
 
-def accept_file(batch, upload, refused):
-    """The stored, unsaved Image for one upload, or None after adding its Refusal."""
+def charged(budget, upload, refused):
+    """True if the user's quotas admit one more image of this upload's size, else False after
+    adding its Refusal."""
+    try:
+        budget.accept(upload.size)
+    except LimitReached as limit:
+        refused.append(Refusal.of(upload.name, limit))
+        return False
+    return True
+
+
+def accept_file(batch, upload, refused, budget):
+    """The stored, unsaved Image for one archive member, or None after adding its Refusal."""
     found = checked(upload, refused)
-    return store_file(describe_image(batch, upload, *found), upload) if found else None
+    if not found or not charged(budget, upload, refused):
+        return None
+    return store_file(describe_image(batch, upload, *found), upload)
 
 
 def store_all(batch, uploads):
@@ -103,35 +118,49 @@ def store_all(batch, uploads):
         return list(pool.map(store_file, images, [upload for upload, _, _ in uploads]))
 
 
-def accept_archive(batch, upload, refused):
-    """Expand a .zip member by member; its non-images are refused one by one."""
+def accept_archive(batch, upload, refused, budget):
+    """Expand a .zip member by member, each charged to the request's budget; its non-images are
+    refused one by one."""
     stored = []
     try:
-        for member in expand_archive(upload):
+        for member in expand_archive(upload, admit=budget.examine):
             if member.problem:
                 refused.append(Refusal.of(member.name, member.problem))
-            elif image := accept_file(batch, member.file, refused):
+            elif image := accept_file(batch, member.file, refused, budget):
                 stored.append(image)
     except RefusedArchive as problem:
         refused.append(Refusal.of(upload.name, problem))
+        return stored
+    except LimitReached as limit:
+        refused.append(Refusal(clean_filename(upload.name), limit.code, f"Only part of the archive was expanded. "
+                                                                         f"{limit}"))
         return stored
     if not stored:
         refused.append(Refusal(clean_filename(upload.name), *NO_IMAGES))
     return stored
 
 
-def accept_uploads(user, uploads, batch=None):
+def accept_uploads(user, uploads, batch=None, budget=None):
     """Validate, store and queue each upload on its own; one bad file never affects the others.
 
     A .zip is expanded on the server. With `batch`, accepted images join that existing batch.
+    Files past the request's budget or the user's quotas (`budget`, by default a fresh one) are
+    refused with the limit they would break.
     """
     result = UploadResult()
     stored, ready = [], []
     batch = batch or Batch(owner=user)
+    budget = budget or UploadBudget(user)
     for upload in uploads:
         if is_archive(upload):
-            stored += accept_archive(batch, upload, result.refused)
-        elif found := checked(upload, result.refused):
+            stored += accept_archive(batch, upload, result.refused, budget)
+            continue
+        try:
+            budget.examine(upload.size)
+        except LimitReached as limit:
+            result.refused.append(Refusal.of(upload.name, limit))
+            continue
+        if (found := checked(upload, result.refused)) and charged(budget, upload, result.refused):
             ready.append((upload, *found))
     stored += store_all(batch, ready)
     if not stored:

@@ -16,6 +16,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from classifier import tasks
+from classifier.api_conventions import upload_wait
+from classifier.limits import UploadBudget
 from classifier.models import Batch, Image
 from classifier.upload import accept_uploads, oversized_body
 
@@ -49,7 +51,15 @@ def upload(request):
     if length := oversized_body(request):
         messages.error(request, f"The upload is too large ({length:,} bytes): choose fewer files at a time.")
         return redirect("classifier:batches")
-    result = accept_uploads(request.user, request.FILES.getlist("files"))
+    if wait := upload_wait(request):
+        messages.error(request, f"Too many uploads (limit {settings.UPLOAD_RATE_LIMIT} per user): try again in "
+                                f"{wait} s.")
+        return redirect("classifier:batches")
+    budget = UploadBudget(request.user)
+    if limit := budget.problem():
+        messages.error(request, str(limit))
+        return redirect("classifier:batches")
+    result = accept_uploads(request.user, request.FILES.getlist("files"), budget=budget)
     for refusal in result.refused:
         messages.error(request, f"{refusal.name}: {refusal.reason}")
     if result.batch is None:

@@ -356,6 +356,42 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
+# --- Bounded work per file, per request and per user (#13): one user cannot hurt the others. ---
+# A picture over 4 megapixels with more pixels than this per byte of file is refused at upload
+# and in the worker: a photo never compresses that well (0 turns the check off).
+MAX_PIXELS_PER_BYTE = envint("MAX_PIXELS_PER_BYTE", 200)
+if MAX_PIXELS_PER_BYTE < 0:
+    raise ImproperlyConfigured("MAX_PIXELS_PER_BYTE must be 0 (off) or positive")
+# What one request may examine, archive members included: files, and their bytes once expanded.
+MAX_IMAGES_PER_REQUEST = envint("MAX_IMAGES_PER_REQUEST", MAX_FILES_PER_REQUEST)
+MAX_REQUEST_EXPANDED_BYTES = envint("MAX_REQUEST_EXPANDED_BYTES", MAX_ARCHIVE_UNCOMPRESSED_BYTES)
+# Per user: images queued or processing, images queued in the last 24 hours, bytes of originals stored.
+QUOTA_OPEN_IMAGES = envint("QUOTA_OPEN_IMAGES", 10_000)
+QUOTA_IMAGES_PER_DAY = envint("QUOTA_IMAGES_PER_DAY", 50_000)
+QUOTA_BYTES_STORED = envint("QUOTA_BYTES_STORED", 50 * 1024**3)
+for _name in ("MAX_IMAGES_PER_REQUEST", "MAX_REQUEST_EXPANDED_BYTES", "QUOTA_OPEN_IMAGES", "QUOTA_IMAGES_PER_DAY",
+              "QUOTA_BYTES_STORED"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be positive")
+# Upload requests per user (the API's and the gallery form's together), counted in the default cache.
+UPLOAD_RATE_LIMIT = envstr("UPLOAD_RATE_LIMIT", "60/min")
+_count, _, _period = UPLOAD_RATE_LIMIT.partition("/")
+if not (_count.isdigit() and _period[:1] in ("s", "m", "h", "d")):
+    raise ImproperlyConfigured(f"UPLOAD_RATE_LIMIT={UPLOAD_RATE_LIMIT!r} must look like 60/min")
+# Per worker process: the memory its decodes may hold at once (each waits for its share, estimated
+# from the header), and the most one image may need; a larger one fails with a reason.
+DECODE_MEMORY_BUDGET = envint("DECODE_MEMORY_BUDGET", 1024 * 1024**2)
+DECODE_MAX_IMAGE_BYTES = envint("DECODE_MAX_IMAGE_BYTES", 768 * 1024**2)
+if not 0 < DECODE_MAX_IMAGE_BYTES <= DECODE_MEMORY_BUDGET:
+    raise ImproperlyConfigured("Need 0 < DECODE_MAX_IMAGE_BYTES <= DECODE_MEMORY_BUDGET: a larger image could "
+                               "never be decoded")
+# A prefork pool process whose resident set ends a task above this many bytes is replaced (what its
+# allocator kept after large decodes is given back to the machine).
+WORKER_MAX_MEMORY_PER_CHILD = envint("WORKER_MAX_MEMORY_PER_CHILD", DECODE_MEMORY_BUDGET + 512 * 1024**2)
+if WORKER_MAX_MEMORY_PER_CHILD <= DECODE_MEMORY_BUDGET:
+    raise ImproperlyConfigured("WORKER_MAX_MEMORY_PER_CHILD must be above DECODE_MEMORY_BUDGET (and the model)")
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD // 1024  # Celery counts KiB
+
 # --- Deployment (worker_ami/, docs/deploy.md): worker secrets, the health check, HTTPS. ---
 # Worker machines read DATABASE_URL and SECRET_KEY from SSM Parameter Store under this path.
 SSM_PARAMETER_PREFIX = envstr("SSM_PARAMETER_PREFIX", "/imgsite")

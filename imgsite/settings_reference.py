@@ -177,6 +177,23 @@ REFERENCE = {
         ("DEFAULT_FROM_EMAIL", (WEB,), "The sender of password-reset mail; required with EMAIL_HOST.", None),
         ("PASSWORD_RESET_RATE", (WEB,), "Reset mails a client or an address may ask for per hour.", None),
     ],
+    "Bounded work: per file, per request, per user, per worker": [
+        ("MAX_PIXELS_PER_BYTE", ALL, "A picture over 4 MP with more pixels per byte of file than this is refused "
+                                     "unread (0: off).", None),
+        ("MAX_IMAGES_PER_REQUEST", (WEB,), "Images per request, archive members included.", None),
+        ("MAX_REQUEST_EXPANDED_BYTES", (WEB,), "Bytes per request once archives are expanded.", None),
+        ("QUOTA_OPEN_IMAGES", (WEB,), "Per user: images queued or processing at once (429 beyond).", None),
+        ("QUOTA_IMAGES_PER_DAY", (WEB,), "Per user: images accepted in 24 hours (429 beyond).", None),
+        ("QUOTA_BYTES_STORED", (WEB,), "Per user: bytes of originals stored (413 beyond).", None),
+        ("UPLOAD_RATE_LIMIT", (WEB,), "Upload requests per user, the API and the form together, e.g. `60/min`.",
+         None),
+        ("DECODE_MEMORY_BUDGET", (WORKER,), "Bytes a worker process may spend on decodes at once; a decode waits "
+                                            "for room.", None),
+        ("DECODE_MAX_IMAGE_BYTES", (WORKER,), "Bytes one image may take to decode; a larger one fails with "
+                                              "too_much_memory.", None),
+        ("WORKER_MAX_MEMORY_PER_CHILD", (WORKER,), "A prefork pool process that ends a task above this is "
+                                                   "replaced.", None),
+    ],
     "Stored objects": [
         ("ORPHAN_GRACE_SECONDS", (AUTOSCALER,), "Objects without an image row are deleted once older than this.",
          None),

@@ -26,6 +26,17 @@ def wait_until(predicate, timeout=60.0, interval=0.2, message="condition"):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}")
 
 
+def memory_kb(pid):
+    """VmRSS and VmHWM (the peak resident set) of a process, in kB, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
+
+
+def reset_peak_memory(pid):
+    """Start VmHWM again from the current resident set (Linux's clear_refs, value 5)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 @pytest.fixture(scope="session")
 def moto_server():
     LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -35,7 +35,7 @@ BAD_FILE_REASONS = {
     "drawing.svg": "SVG is not supported",
     "document.pdf": "PDF is not supported",
     "archive.zip": "Not an image: looks like a ZIP archive",
-    "photo.heic": "HEIC/AVIF is not supported",
+    "broken.heic": "The image is truncated or corrupt.",
     "noise.jpg": "Unrecognised image format",
 }
 
@@ -52,6 +52,21 @@ def photo_jpeg(name="chelsea", max_side=None):
     if max_side:
         image.thumbnail((max_side, max_side))
     return encode(image, "JPEG", quality=90)
+
+
+@cache
+def photo_avif(name="chelsea"):
+    """A real photo as AVIF (Pillow's own plugin, AV1 by libaom)."""
+    return encode(photo(name), "AVIF", quality=80, speed=8)
+
+
+@cache
+def photo_heic(name="chelsea"):
+    """A real photo as HEIC (HEVC), as phones take them; pillow-heif encodes it."""
+    import pillow_heif  # registers the HEIF format with Pillow
+
+    pillow_heif.register_heif_opener()
+    return encode(photo(name), "HEIF", quality=80)
 
 
 def encode(image, format, **options):
@@ -81,7 +96,7 @@ def bad_files():
         "drawing.svg": svg(),
         "document.pdf": pdf(),
         "archive.zip": zip_archive(),
-        "photo.heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
+        "broken.heic": b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64),
         "noise.jpg": random.Random(7).randbytes(4096),
     }
 
@@ -99,6 +114,8 @@ def odd_but_valid_files():
         "photo.webp": encode(photo("coffee"), "WEBP", quality=85),
         "photo.bmp": encode(photo("astronaut"), "BMP"),
         "photo.tiff": encode(photo("astronaut"), "TIFF", compression="tiff_lzw"),
+        "photo.avif": photo_avif("coffee"),
+        "photo.heic": photo_heic("chelsea"),
         "actually_jpeg.png": photo_jpeg(),
         "rotated_exif.jpg": exif_rotated_jpeg(),
     }
@@ -120,6 +137,51 @@ def png_bomb(width, height):
         + png_chunk(b"IDAT", pixels)
         + png_chunk(b"IEND", b"")
     )
+
+
+def flat_png(width, height, color_type=2, bit_depth=8, chunks=()):
+    """A complete, valid PNG of width×height all-zero samples (colour type and bit depth as in
+    IHDR). Each megabyte of rows is deflated once and repeated: a full flush makes every
+    segment after the first byte-identical, so even a 300 MB picture takes a moment."""
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[color_type]
+    row = b"\x00" * (1 + (width * channels * bit_depth + 7) // 8)
+    per_segment = max(1, 2**20 // len(row))
+    segments, rest = divmod(height, per_segment)
+    if not segments:
+        return png_with_pixels(width, height, color_type, bit_depth, chunks, zlib.compress(row * height, 9))
+    compressor, segment = zlib.compressobj(9), row * per_segment
+    first = compressor.compress(segment) + compressor.flush(zlib.Z_FULL_FLUSH)
+    repeated = compressor.compress(segment) + compressor.flush(zlib.Z_FULL_FLUSH)
+    last = compressor.compress(row * rest) + compressor.flush(zlib.Z_FULL_FLUSH)
+    checksum = 1
+    for _ in range(segments):
+        checksum = zlib.adler32(segment, checksum)
+    checksum = zlib.adler32(row * rest, checksum)
+    # An empty final block with fixed codes, then the Adler-32 of everything inflated.
+    pixels = first + repeated * (segments - 1) + last + b"\x03\x00" + struct.pack(">I", checksum)
+    return png_with_pixels(width, height, color_type, bit_depth, chunks, pixels)
+
+
+def png_with_pixels(width, height, color_type, bit_depth, chunks, pixels):
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (PNG_SIGNATURE + png_chunk(b"IHDR", header) + b"".join(png_chunk(kind, body) for kind, body in chunks)
+            + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b""))
+
+
+@cache
+def decode_bombs():
+    """Small files under the pixel cap whose full decode takes hundreds of MB, keyed by filename:
+    transparent palette, grey+alpha and 16-bit PNGs, and a lossless WebP."""
+    transparent_palette = [(b"PLTE", b"\x00\x00\x00\xff\xff\xff"), (b"tRNS", b"\x00")]
+    return {
+        "palette_transparent_40mp.png": flat_png(8000, 5000, color_type=3, bit_depth=1, chunks=transparent_palette),
+        "palette4_transparent_36mp.png": flat_png(6000, 6000, color_type=3, bit_depth=4, chunks=transparent_palette),
+        "grey16_36mp.png": flat_png(6000, 6000, color_type=0, bit_depth=16),
+        "grey_alpha_36mp.png": flat_png(6000, 6000, color_type=4, bit_depth=8),
+        "rgba16_36mp.png": flat_png(6000, 6000, color_type=6, bit_depth=16),
+        "rgb16_40mp.png": flat_png(8000, 5000, color_type=2, bit_depth=16),
+        "transparent_40mp.webp": encode(Image.new("RGBA", (8000, 5000)), "WEBP", lossless=True, quality=0),
+    }
 
 
 def png_chunk(kind, body):

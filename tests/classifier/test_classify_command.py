@@ -37,7 +37,7 @@ def test_it_prints_json_per_file_and_fails_only_the_bad_ones(configured_classifi
     assert cat["name"] == str(files["chelsea"]) and len(cat["predictions"]) == 3
     assert set(cat["predictions"][0]) == {"rank", "index", "wnid", "label", "score"}
     assert cat["predictions"][0]["index"] in CATS and coffee["predictions"][0]["index"] in COFFEE
-    reason = "PDF is not supported; upload JPEG, PNG, GIF, WebP, BMP or TIFF."
+    reason = "PDF is not supported; upload JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF."
     assert bad == {"name": str(files["bad"]), "error_code": "unsupported", "error": reason}
     assert (missing["error_code"], missing["error"]) == ("missing", "No such file.")
 

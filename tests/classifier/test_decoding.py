@@ -16,11 +16,17 @@ from classifier.decoding import (
 from tests.corpus import (
     BAD_FILE_REASONS,
     bad_files,
+    decode_bombs,
+    encode,
+    flat_png,
     grey16,
     odd_but_valid_files,
     oversize_file,
+    palette_with_hole,
     photo,
     photo_jpeg,
+    png_chunk,
+    rgba_half_transparent,
 )
 
 BAD = bad_files()
@@ -37,6 +43,8 @@ ODD_EXPECTED = {
     "photo.webp": ("WEBP", 600, 400),
     "photo.bmp": ("BMP", 512, 512),
     "photo.tiff": ("TIFF", 512, 512),
+    "photo.avif": ("AVIF", 600, 400),
+    "photo.heic": ("HEIF", 451, 300),
     "actually_jpeg.png": ("JPEG", 451, 300),
     "rotated_exif.jpg": ("JPEG", 451, 300),
 }
@@ -224,3 +232,121 @@ def test_thumbnail_keeps_aspect():
 def test_thumbnail_does_not_enlarge_small_image():
     tiny = open_image(photo_jpeg(max_side=64))
     assert Image.open(io.BytesIO(make_thumbnail(tiny))).size == (64, 43)
+
+
+class Decoded(BaseException):
+    """Not an Exception, so that no `except Exception` on the way can hide it."""
+
+
+def refuse_to_decode(monkeypatch):
+    """Make every Pillow plugin (pillow-heif's too) fail if anything loads pixels."""
+    def load(image):
+        raise Decoded(f"the pixels of a {image.format} were decoded")
+
+    plugins = {factory for factory, _ in Image.OPEN.values() if isinstance(factory, type)}
+    for cls in {ImageFile.ImageFile, *plugins}:
+        if "load" in vars(cls):
+            monkeypatch.setattr(cls, "load", load)
+
+
+@pytest.mark.parametrize("name", [*ODD_EXPECTED, *decode_bombs()])
+def test_read_header_decodes_no_pixels_in_any_format(name, monkeypatch, settings):
+    settings.MAX_PIXELS_PER_BYTE = 0
+    data = {**ODD, **decode_bombs()}[name]
+    refuse_to_decode(monkeypatch)
+    header = read_header(io.BytesIO(data))
+    assert header.width * header.height > 0
+
+
+@pytest.mark.parametrize("before_the_pixels", [True, False], ids=["eXIf first", "eXIf last"])
+def test_a_pngs_exif_orientation_is_found_without_decoding(before_the_pixels, monkeypatch):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    chunk = png_chunk(b"eXIf", exif.tobytes())
+    png = encode(photo("chelsea"), "PNG")
+    end = png.index(b"IEND") - 4
+    data = png[:33] + chunk + png[33:] if before_the_pixels else png[:end] + chunk + png[end:]
+    refuse_to_decode(monkeypatch)
+    header = read_header(io.BytesIO(data))
+    assert (header.width, header.height) == (300, 451)
+
+
+def test_a_large_picture_in_a_tiny_file_is_refused_for_its_pixels_per_byte(settings):
+    data = flat_png(8000, 5000)
+    with pytest.raises(UndecodableImage) as caught:
+        read_header(io.BytesIO(data))
+    assert caught.value.code == "too_many_pixels"
+    assert str(caught.value) == (f"The image is 8000×5000 pixels in only {len(data):,} bytes (limit 200 pixels "
+                                 "per byte): a photo never compresses that well. Send it smaller, or as a JPEG.")
+    with pytest.raises(UndecodableImage, match="pixels per byte"):
+        open_image(data)
+    settings.MAX_PIXELS_PER_BYTE = 0
+    assert read_header(io.BytesIO(data)).width == 8000
+
+
+def test_a_small_picture_may_compress_as_well_as_it_likes():
+    data = flat_png(2000, 2000)
+    assert 2000 * 2000 > 200 * len(data)
+    assert read_header(io.BytesIO(data)).width == 2000
+
+
+def transparent_palette(size):
+    image = palette_with_hole().resize(size, Image.Resampling.NEAREST)
+    image.info["transparency"] = 255
+    return image
+
+
+# name -> a picture in a mode that needs converting, big enough to be reduced 3 times at min_side=100.
+MODES = {
+    "palette with transparency": lambda: transparent_palette((451 * 3 // 2, 300 * 3 // 2)),
+    "RGBA": lambda: rgba_half_transparent().resize((677, 450)),
+    "grey and alpha": lambda: rgba_half_transparent().resize((677, 450)).convert("LA"),
+    "16-bit grey": lambda: grey16().resize((677, 450)),
+    "1-bit": lambda: photo("coffee").convert("1"),
+    "RGB with a transparent colour": lambda: rgb_with_transparent_black(),
+}
+
+
+def rgb_with_transparent_black():
+    image = photo("coffee").copy()
+    image.paste((0, 0, 0), (0, 0, 200, 150))
+    image.info["transparency"] = (0, 0, 0)
+    return image
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_reduced_decode_equals_the_full_decode_reduced(mode, monkeypatch):
+    """Converting a strip at a time, then reducing, gives the very pixels of converting the whole
+    picture and reducing it: only the memory differs."""
+    data = encode(MODES[mode](), "PNG")
+    monkeypatch.setattr(decoding, "STRIP_PIXELS", 20_000)  # several strips, the last one short
+    reduced = open_image(data, min_side=100)
+    reference = decoding.to_rgb(Image.open(io.BytesIO(data)))
+    factor = min(reference.size) // 100
+    assert factor >= 3 and reduced.info["full_size"] == reference.size
+    assert np.array_equal(np.asarray(reduced), np.asarray(reference.reduce(factor)))
+    assert np.asarray(reduced).min() < 100  # not all painted white
+
+
+def test_the_reduced_decode_turns_the_picture_upright():
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = photo("coffee").transpose(Image.Transpose.ROTATE_90).convert("RGBA")
+    reduced = open_image(encode(stored, "PNG", exif=exif.tobytes()), min_side=100)
+    assert reduced.info["full_size"] == (600, 400) and reduced.size == (150, 100)
+    assert mean_difference(reduced, photo("coffee").reduce(4)) < 3
+
+
+def test_heic_and_avif_are_read_by_pillow_heif_and_pillow():
+    assert read_header(io.BytesIO(ODD["photo.heic"])).content_type == "image/heif"
+    assert read_header(io.BytesIO(ODD["photo.avif"])).content_type == "image/avif"
+
+
+def test_without_pillow_heif_a_heic_is_refused_in_words(monkeypatch):
+    monkeypatch.setattr(decoding, "pillow_heif", None)
+    monkeypatch.setattr(decoding, "AVIF_SUPPORTED", False)
+    for name, format in (("photo.heic", "HEIC"), ("photo.avif", "AVIF")):
+        with pytest.raises(UndecodableImage) as caught:
+            read_header(io.BytesIO(ODD[name]))
+        assert (caught.value.code, str(caught.value)) == (
+            "unsupported", f"{format} is not supported on this server; upload JPEG, PNG, GIF, WebP, BMP or TIFF.")

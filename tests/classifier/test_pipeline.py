@@ -2,6 +2,7 @@
 worker, the command line and the reference preprocessing."""
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from classifier.decoding import open_image
 from classifier.inference import MAX_BATCH
 from classifier.models import Image as ImageRow
 from tests.conftest import wait_until
-from tests.corpus import encode, photo
+from tests.corpus import ACCEPTED, decode_bombs, encode, photo, photo_avif, photo_heic
 
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug
@@ -114,7 +115,7 @@ def test_a_chunk_of_only_bad_files_makes_no_model_call():
     counting = CountingClassifier()
     results = classify([b"\x00\x01\x02junk\xff", b""], counting)
     assert [(result.code, result.error) for result in results] == [
-        ("unsupported", "Unrecognised image format; upload JPEG, PNG, GIF, WebP, BMP or TIFF."),
+        ("unsupported", "Unrecognised image format; upload JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF."),
         ("empty", "The file is empty."),
     ]
     assert counting.batch_sizes == []
@@ -142,6 +143,62 @@ def test_the_reduced_decode_stays_within_a_hundredth_of_the_reference(litert_cla
             assert np.argmax(served) == np.argmax(reference)  # ...which the reduced decode does not flip
     assert reduced_any
     assert worst <= 0.01
+
+
+# A web-palette photo is dithered: high-frequency noise, which a box reduce averages a little
+# differently from the bicubic resize of the full picture.
+PNG_TOLERANCE = {"RGB": 0.01, "RGBA": 0.01, "P": 0.02}
+
+
+@pytest.mark.parametrize("mode", PNG_TOLERANCE)
+def test_a_reduced_png_gives_nearly_the_reference_probabilities(mode, litert_classifier):
+    """Pictures other than JPEGs are box-reduced as they are converted to RGB; the model must
+    see nearly what it sees from the full decode."""
+    reduced_any, worst = False, 0.0
+    for name, scale in (("chelsea", 8), ("coffee", 6), ("astronaut", 6), ("rocket", 6)):
+        image = photo(name)
+        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.BICUBIC).convert(mode)
+        data = encode(image, "PNG", compress_level=1)
+        full, reduced = open_image(data), open_image(data, min_side=pipeline.DECODE_MIN_SIDE)
+        reduced_any |= reduced.size != full.size
+        reference, served = litert_classifier.predict(np.stack([litert_classifier.preprocess(full),
+                                                                litert_classifier.preprocess(reduced)]))
+        worst = max(worst, float(np.abs(served - reference).max()))
+    assert reduced_any
+    assert worst <= PNG_TOLERANCE[mode]
+
+
+@pytest.mark.parametrize("encode_photo", [photo_avif, photo_heic], ids=["AVIF", "HEIC"])
+def test_avif_and_heic_photos_are_recognised(encode_photo, litert_classifier):
+    results = classify([encode_photo(name) for name in ACCEPTED], litert_classifier)
+    for name, result in zip(ACCEPTED, results):
+        assert result.ok and result.labels[0].wnid in ACCEPTED[name], (name, result.labels[:2])
+
+
+def test_the_decode_budget_bounds_the_decodes_in_flight(settings, monkeypatch):
+    """Decodes in the pool threads together never hold more than the process's budget."""
+    settings.MAX_PIXELS_PER_BYTE = 0
+    settings.DECODE_MEMORY_BUDGET = settings.DECODE_MAX_IMAGE_BYTES = 400 * 2**20
+    seen = []
+
+    def open_and_note(data, **options):
+        seen.append(pipeline_budget().in_use)
+        return open_image(data, **options)
+
+    monkeypatch.setattr(pipeline, "open_image", open_and_note)
+    bombs = [data for name, data in decode_bombs().items() if name.endswith(".png")]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = [result for batch in pipeline.classify(bombs, same, classifier=CountingClassifier(), pool=pool)
+                   for result in batch]
+    assert all(result.ok for result in results)
+    assert len(seen) == len(bombs) and max(seen) <= 400 * 2**20
+    assert pipeline_budget().in_use == 0
+
+
+def pipeline_budget():
+    from classifier.decoding import DECODE_BUDGET
+
+    return DECODE_BUDGET
 
 
 def test_the_reduced_decode_keeps_the_full_size_for_the_crop():

@@ -104,6 +104,12 @@ def test_it_stops_with_a_warm_shutdown_that_outlasts_the_longest_task():
     assert int(value("TimeoutStopSec")) > DEFAULT_TASK_TIME_LIMIT
 
 
+def test_a_memory_bomb_kills_one_pool_process_at_most_never_the_machine_or_the_unit():
+    assert (value("MemoryHigh"), value("MemoryMax"), value("MemorySwapMax")) == ("80%", "90%", "0")
+    assert value("OOMPolicy") == "continue"
+    assert settings.CELERY_WORKER_MAX_MEMORY_PER_CHILD * 1024 > settings.DECODE_MEMORY_BUDGET
+
+
 @pytest.mark.parametrize("key, expected", [
     ("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("ProtectHome", "yes"), ("PrivateTmp", "yes"),
     ("PrivateDevices", "yes"), ("ProtectKernelTunables", "yes"), ("ProtectKernelModules", "yes"),

@@ -23,6 +23,12 @@ def start_with(**environment):
     ("CLASSIFIER_RUNTIME", "onnx"),
     ("AUTOSCALE_BACKEND", "kubernetes"),
     ("DEBUG", "maybe"),
+    ("MAX_PIXELS_PER_BYTE", "-1"),
+    ("DECODE_MAX_IMAGE_BYTES", str(2 * 1024**3)),
+    ("WORKER_MAX_MEMORY_PER_CHILD", str(100 * 1024**2)),
+    ("QUOTA_OPEN_IMAGES", "0"),
+    ("MAX_IMAGES_PER_REQUEST", "many"),
+    ("UPLOAD_RATE_LIMIT", "sixty"),
 ])
 def test_it_names_the_bad_setting(name, value):
     result = start_with(**{name: value})

@@ -1,0 +1,98 @@
+"""What one upload request and one user may upload: the request's budget (files examined,
+archive members included, and their bytes) and the user's quotas (images open at once, images
+a day, bytes stored). Every upload path charges an UploadBudget, so that a direct upload to S3
+can be held to the same limits."""
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from classifier.models import Image
+
+DAY = timedelta(days=1)
+# How long to suggest waiting when too many images are open: about a batch's worth of work.
+OPEN_RETRY_SECONDS = 60
+# Limits of one request are about its size (413); limits over time are about waiting (429).
+STATUS = {"request_images": 413, "request_bytes": 413, "quota_bytes_stored": 413,
+          "quota_open_images": 429, "quota_images_per_day": 429}
+
+
+class LimitReached(Exception):
+    """A request or quota limit: `code` for programs (see STATUS), str(exc) for people, and
+    `retry_after` seconds when waiting will help."""
+
+    def __init__(self, code, message, retry_after=None):
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+    @property
+    def status(self):
+        return STATUS[self.code]
+
+
+class UploadBudget:
+    """What one upload request may still examine, and accept for its user. examine() and accept()
+    charge one file each, or raise LimitReached naming the limit it would break."""
+
+    def __init__(self, user, now=None):
+        self.now = now or timezone.now()
+        usage = Image.objects.owned_by(user).usage(since=self.now - DAY)
+        self.files = settings.MAX_IMAGES_PER_REQUEST
+        self.bytes = settings.MAX_REQUEST_EXPANDED_BYTES
+        self.open_images = settings.QUOTA_OPEN_IMAGES - usage["open"]
+        self.images_today = settings.QUOTA_IMAGES_PER_DAY - usage["recent"]
+        self.bytes_stored = settings.QUOTA_BYTES_STORED - usage["stored"]
+        self.day_frees_up = usage["oldest_recent"] + DAY if usage["oldest_recent"] else self.now
+
+    def problem(self):
+        """Why the user can upload nothing at all now (a LimitReached), or None: asked before a
+        request's files are read."""
+        try:
+            self._check_quotas(size=1)
+        except LimitReached as limit:
+            return limit
+        return None
+
+    def examine(self, size):
+        """Charge one file, or archive member, of `size` bytes to the request."""
+        if self.files < 1:
+            raise LimitReached("request_images", f"Too many files in one request (limit "
+                                                 f"{settings.MAX_IMAGES_PER_REQUEST:,}, archive members included): "
+                                                 "send the rest in another request.")
+        if size > self.bytes:
+            raise LimitReached("request_bytes", f"The request expands to too many bytes (limit "
+                                                f"{settings.MAX_REQUEST_EXPANDED_BYTES:,}, archive members "
+                                                "included): send the rest in another request.")
+        self.files -= 1
+        self.bytes -= size
+
+    def accept(self, size):
+        """Charge one accepted image of `size` bytes to the user's quotas."""
+        self._check_quotas(size)
+        self.open_images -= 1
+        self.images_today -= 1
+        self.bytes_stored -= size
+
+    def _check_quotas(self, size):
+        if self.open_images < 1:
+            raise LimitReached("quota_open_images", f"You have the most images waiting or being classified at "
+                                                    f"once (limit {settings.QUOTA_OPEN_IMAGES:,}): upload more once "
+                                                    "some have finished.", retry_after=OPEN_RETRY_SECONDS)
+        if self.images_today < 1:
+            wait = max(1, int((self.day_frees_up - self.now).total_seconds()))
+            raise LimitReached("quota_images_per_day", f"You have uploaded the most images allowed in 24 hours "
+                                                       f"(limit {settings.QUOTA_IMAGES_PER_DAY:,}): try again in "
+                                                       f"{duration(wait)}.", retry_after=wait)
+        if size > self.bytes_stored:
+            raise LimitReached("quota_bytes_stored", f"Your images would take more than your storage (limit "
+                                                     f"{settings.QUOTA_BYTES_STORED:,} bytes): delete some "
+                                                     "batches first.")
+
+
+def duration(seconds):
+    """e.g. "3 h 20 min", "5 min", "40 s"."""
+    hours, rest = divmod(seconds, 3600)
+    if hours:
+        return f"{hours} h {rest // 60} min"
+    return f"{rest // 60} min" if rest >= 60 else f"{rest} s"
