@@ -6,6 +6,7 @@ importing this module (for `preprocess`) stays cheap.
 import contextlib
 import io
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,9 @@ BLOCKS = (
     (1, 3, 1, 6, 192, 320),
 )
 BUILD_COMMAND = "python manage.py build_model"
+# Photos whose activations set the int8 model's ranges; committed, since the workers' venv has
+# no scikit-image (bench/make_calibration.py wrote them; classifier/calibration/README.md).
+CALIBRATION_DIR = Path(__file__).with_name("calibration")
 
 
 def preprocess(image):
@@ -57,6 +61,26 @@ def keras_path(model_dir):
 
 def tflite_path(model_dir):
     return Path(model_dir) / f"{NAME}.tflite"
+
+
+def int8_tflite_path(model_dir):
+    return Path(model_dir) / f"{NAME}_int8.tflite"
+
+
+def calibration_files():
+    return sorted(CALIBRATION_DIR.glob("*.jpg"))
+
+
+def calibration_inputs():
+    """The model inputs of the calibration photos, preprocessed as the worker does."""
+    files = calibration_files()
+    if not files:
+        raise ImproperlyConfigured(f"No calibration photos in {CALIBRATION_DIR}; the int8 model needs them.")
+    inputs = []
+    for path in files:
+        with Image.open(path) as image:
+            inputs.append(preprocess(image.convert("RGB")))
+    return inputs
 
 
 def block_configs():
@@ -162,12 +186,44 @@ def convert_to_tflite(model):
         return converter.convert()
 
 
-def is_up_to_date(path):
-    """True if the artifact exists and is newer than the weights and this module."""
+def convert_to_int8_tflite(model, samples, input_type=None):
+    """Int8 TFLite flatbuffer: weights per channel, activations per tensor with the ranges seen on
+    `samples`. Input and output stay float32 (quantized inside) unless `input_type` says otherwise."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([sample[None]] for sample in samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if input_type is not None:
+        converter.inference_input_type = input_type
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        # A float input has no quantization statistics by design.
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected")
+        return converter.convert()
+
+
+def artifact_sources(model_dir):
+    """Each artifact's path -> the files it is built from."""
+    model_dir = Path(model_dir)
+    sources = (weights_file(), Path(__file__))
+    return {
+        keras_path(model_dir): sources,
+        tflite_path(model_dir): sources,
+        int8_tflite_path(model_dir): (*sources, *calibration_files()),
+    }
+
+
+def is_up_to_date(path, sources):
+    """True if the artifact exists and is newer than every file it is built from."""
     if not path.exists():
         return False
-    sources = (weights_file(), Path(__file__))
     return path.stat().st_mtime >= max(source.stat().st_mtime for source in sources)
+
+
+def stale_artifacts(model_dir):
+    """The artifact paths that are missing or older than one of their sources."""
+    return [path for path, sources in artifact_sources(model_dir).items() if not is_up_to_date(path, sources)]
 
 
 def write_atomically(path, write):
@@ -181,16 +237,22 @@ def write_atomically(path, write):
 
 
 def build_artifacts(model_dir, force=False):
-    """Build the .keras and .tflite artifacts in model_dir; returns the paths written (none if up to date)."""
+    """Build the .keras, float .tflite and int8 .tflite artifacts in model_dir that are stale (all
+    with force); returns the paths written."""
     model_dir = Path(model_dir)
-    targets = [keras_path(model_dir), tflite_path(model_dir)]
-    if not force and all(is_up_to_date(path) for path in targets):
+    targets = list(artifact_sources(model_dir)) if force else stale_artifacts(model_dir)
+    if not targets:
         return []
     model_dir.mkdir(parents=True, exist_ok=True)
     model = build_pretrained_model()
-    write_atomically(targets[0], model.save)
-    flatbuffer = convert_to_tflite(model)
-    write_atomically(targets[1], lambda path: path.write_bytes(flatbuffer))
+    writers = {
+        keras_path(model_dir): model.save,
+        tflite_path(model_dir): lambda path: path.write_bytes(convert_to_tflite(model)),
+        int8_tflite_path(model_dir): lambda path: path.write_bytes(
+            convert_to_int8_tflite(model, calibration_inputs())),
+    }
+    for path in targets:
+        write_atomically(path, writers[path])
     return targets
 
 
@@ -209,9 +271,9 @@ def load_keras_model(model_dir):
         ) from exc
 
 
-def checked_tflite_path(model_dir):
-    """The .tflite artifact path; ImproperlyConfigured if it is missing."""
-    path = tflite_path(model_dir)
+def checked_tflite_path(model_dir, int8=False):
+    """The float (or int8) .tflite artifact path; ImproperlyConfigured if it is missing."""
+    path = int8_tflite_path(model_dir) if int8 else tflite_path(model_dir)
     if not path.exists():
         raise ImproperlyConfigured(f"The model file {path} is missing; run `{BUILD_COMMAND}` to build it.")
     return path

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # Images per model call: LiteRT runs batches of 4 about as fast as larger ones, with fewer
 # activations in memory (bench/README.md).
 MAX_BATCH = 4
-RUNTIMES = ("keras", "litert")
+RUNTIMES = ("keras", "litert", "litert-int8")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class ModelSpec:
     preprocess: Callable  # PIL RGB image -> (size, size, 3) float32 array
     load_keras: Callable  # () -> keras.Model returning logits
     tflite_path: Callable | None = None  # () -> path of the .tflite artifact
+    int8_tflite_path: Callable | None = None  # () -> path of the int8 .tflite artifact (float in and out)
 
 
 MODELS = {
@@ -52,6 +53,7 @@ MODELS = {
         preprocess=efficientnet.preprocess,
         load_keras=lambda: efficientnet.load_keras_model(settings.MODEL_DIR),
         tflite_path=lambda: efficientnet.checked_tflite_path(settings.MODEL_DIR),
+        int8_tflite_path=lambda: efficientnet.checked_tflite_path(settings.MODEL_DIR, int8=True),
     ),
     resnet.NAME: ModelSpec(
         name=resnet.NAME,
@@ -148,16 +150,17 @@ class LiteRTLogits:
 
 
 def load_classifier(name, runtime):
-    """Load model `name` on `runtime` ("keras" or "litert"); not cached, see get_classifier()."""
+    """Load model `name` on `runtime` (one of RUNTIMES); not cached, see get_classifier()."""
     if name not in MODELS:
         raise ImproperlyConfigured(f"CLASSIFIER_MODEL={name!r} is not one of {sorted(MODELS)}")
     if runtime not in RUNTIMES:
         raise ImproperlyConfigured(f"CLASSIFIER_RUNTIME={runtime!r} is not one of {list(RUNTIMES)}")
     spec = MODELS[name]
-    if runtime == "litert":
-        if spec.tflite_path is None:
-            raise ImproperlyConfigured(f"{name} has no LiteRT artifact; use CLASSIFIER_RUNTIME=keras")
-        return Classifier(spec, runtime, LiteRTLogits(spec.tflite_path(), litert_threads()))
+    if runtime in ("litert", "litert-int8"):
+        path = spec.tflite_path if runtime == "litert" else spec.int8_tflite_path
+        if path is None:
+            raise ImproperlyConfigured(f"{name} has no {runtime} artifact; use CLASSIFIER_RUNTIME=keras")
+        return Classifier(spec, runtime, LiteRTLogits(path(), litert_threads()))
     return Classifier(spec, runtime, keras_logits(spec.load_keras()))
 
 

@@ -266,9 +266,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CLASSIFIER_MODEL = envstr("CLASSIFIER_MODEL", "efficientnet_lite0")
 # LiteRT runs the same converted model faster than Keras on CPU, in less memory
 # (bench/README.md); TensorFlow stays the source of the model. ResNet50 is Keras-only.
+# litert-int8 (EfficientNet only) runs an int8 model, faster still, but its top label differs
+# from the float model's too often to be the default (bench/README.md, bench/int8.py).
 CLASSIFIER_RUNTIME = envstr("CLASSIFIER_RUNTIME", "litert" if CLASSIFIER_MODEL == "efficientnet_lite0" else "keras")
-if CLASSIFIER_RUNTIME not in ("keras", "litert"):
-    raise ImproperlyConfigured(f"CLASSIFIER_RUNTIME={CLASSIFIER_RUNTIME!r} must be keras or litert")
+if CLASSIFIER_RUNTIME not in ("keras", "litert", "litert-int8"):
+    raise ImproperlyConfigured(f"CLASSIFIER_RUNTIME={CLASSIFIER_RUNTIME!r} must be keras, litert or litert-int8")
 MODEL_DIR = Path(envstr("MODEL_DIR", str(VAR_DIR / "models")))
 RESNET50_WEIGHTS = envstr("RESNET50_WEIGHTS", str(MODEL_DIR / "resnet50_imagenet.weights.h5"))
 CLASSIFIER_TOP_K = envint("CLASSIFIER_TOP_K", 5)

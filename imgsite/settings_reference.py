@@ -102,7 +102,7 @@ REFERENCE = {
     ],
     "The classifier and the workers": [
         ("CLASSIFIER_MODEL", (WORKER,), "`efficientnet_lite0` or `resnet50`.", None),
-        ("CLASSIFIER_RUNTIME", (WORKER,), "`litert` or `keras` (ResNet50: keras only).",
+        ("CLASSIFIER_RUNTIME", (WORKER,), "`litert`, `litert-int8` (the int8 model) or `keras` (ResNet50: keras only).",
          "`litert` (`keras` for resnet50)"),
         ("CLASSIFIER_TOP_K", (WORKER,), "Labels kept per image.", None),
         ("CLASSIFIER_THREADS", (WORKER,), "Inference threads per worker process; 0: one per core.", None),

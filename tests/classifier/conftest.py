@@ -38,6 +38,13 @@ def litert_classifier(model_dir):
 
 
 @pytest.fixture(scope="session")
+def int8_classifier(model_dir):
+    from classifier.inference import load_classifier
+
+    return load_classifier("efficientnet_lite0", "litert-int8")
+
+
+@pytest.fixture(scope="session")
 def configured_classifier(model_dir):
     """get_classifier() as the worker and the classify command see it."""
     from classifier.inference import get_classifier

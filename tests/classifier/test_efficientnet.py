@@ -3,6 +3,7 @@
 The golden file comes from bench/golden/make_golden.py (run in a separate venv
 with torch); this suite needs no torch.
 """
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,56 @@ def test_a_corrupt_tflite_model_names_the_build_command(tmp_path, settings):
     efficientnet.tflite_path(tmp_path).write_bytes(b"\0" * 64)
     with pytest.raises(ImproperlyConfigured, match="python manage.py build_model --force"):
         load_classifier("efficientnet_lite0", "litert")
+
+
+def test_the_int8_model_is_built_beside_the_float_model_with_float_input_and_output(model_dir):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = efficientnet.int8_tflite_path(model_dir)
+    assert path.stat().st_size < efficientnet.tflite_path(model_dir).stat().st_size / 3
+    interpreter = Interpreter(model_path=str(path))
+    assert interpreter.get_input_details()[0]["dtype"] == np.float32
+    assert interpreter.get_output_details()[0]["dtype"] == np.float32
+    # Every tensor inside is integer (int8, and int32 biases); only the input and the output are float.
+    dtypes = [tensor["dtype"] for tensor in interpreter.get_tensor_details()]
+    assert dtypes.count(np.float32) == 2 and dtypes.count(np.int8) > 100
+
+
+def test_the_calibration_photos_ship_with_the_code():
+    inputs = efficientnet.calibration_inputs()
+    assert len(inputs) >= 30
+    assert all(array.shape == (224, 224, 3) for array in inputs)
+    # None of the photos the tests classify, so agreement on them is measured on unseen photos.
+    names = {path.stem.rsplit("-", 1)[0] for path in efficientnet.calibration_files()}
+    assert not names & {"chelsea", "coffee", "astronaut", "rocket"}
+
+
+def test_only_artifacts_older_than_their_own_sources_are_stale(tmp_path, monkeypatch):
+    models, photos = tmp_path / "models", tmp_path / "calibration"
+    models.mkdir(), photos.mkdir()
+    monkeypatch.setattr(efficientnet, "CALIBRATION_DIR", photos)
+    photo = photos / "photo-0.jpg"
+    photo.write_bytes(b"jpeg")
+    sources = efficientnet.artifact_sources(models)
+    assert efficientnet.stale_artifacts(models) == list(sources)  # nothing built yet
+
+    code = max(source.stat().st_mtime for source in (efficientnet.weights_file(), Path(efficientnet.__file__)))
+    os.utime(photo, (code, code))
+    for path in sources:
+        path.write_bytes(b"artifact")
+        os.utime(path, (code + 10, code + 10))
+    assert efficientnet.stale_artifacts(models) == []
+
+    int8, tflite = efficientnet.int8_tflite_path(models), efficientnet.tflite_path(models)
+    os.utime(photo, (code + 20, code + 20))  # a changed calibration photo
+    assert efficientnet.stale_artifacts(models) == [int8]
+    os.utime(tflite, (code - 10, code - 10))  # older than the weights or the code
+    assert efficientnet.stale_artifacts(models) == [tflite, int8]
+
+
+def test_a_missing_int8_model_names_the_build_command(tmp_path, settings):
+    from classifier.inference import load_classifier
+
+    settings.MODEL_DIR = tmp_path
+    with pytest.raises(ImproperlyConfigured, match="efficientnet_lite0_int8.tflite is missing.*build_model"):
+        load_classifier("efficientnet_lite0", "litert-int8")

@@ -109,7 +109,8 @@ def test_it_builds_the_models_places_resnet50_and_classifies_with_both(tmp_path,
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     models = prefix / "models"
     assert {path.name for path in models.iterdir()} == {
-        "efficientnet_lite0.keras", "efficientnet_lite0.tflite", "resnet50_imagenet.weights.h5"}
+        "efficientnet_lite0.keras", "efficientnet_lite0.tflite", "efficientnet_lite0_int8.tflite",
+        "resnet50_imagenet.weights.h5"}
     assert "placed" in result.stdout
     assert result.stdout.count("smoke test") == 1 and len(re.findall(r"^\S+\.png\b", result.stdout, re.M)) == 2
 

