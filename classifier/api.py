@@ -127,7 +127,8 @@ class BatchRetry(APIView):
 
 IMAGE_FILTERS = [
     OpenApiParameter("status", str, enum=Image.Status.values, description="Only images in this status."),
-    OpenApiParameter("label", str, description="Only images whose top label contains this text, e.g. tabby."),
+    OpenApiParameter("label", str, description="Only images with these words in any of their five labels or those "
+                                               "labels' broader categories, best match first: e.g. cat, tabby."),
     OpenApiParameter("batch", {"type": "integer", "minimum": 1}, description="Only images of this batch."),
 ]
 

@@ -8,7 +8,10 @@ from django.db import models, transaction
 from django.db.models import Count, F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from classifier.labels import categories, search_phrase
+
 FINAL_STATUSES = ("done", "failed")
+BATCH_FULL = ("batch_full", "The batch is full: at most {limit:,} images per batch. Upload the rest into a new batch.")
 # The stored original's extension, from the type found by reading the file: never from its name.
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
               "image/bmp": ".bmp", "image/tiff": ".tif"}
@@ -141,7 +144,7 @@ class ImageQuerySet(models.QuerySet):
                     done.append((image, labels))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
-                           score=label.score)
+                           score=label.score, **categories(label.index))
                 for image, labels in done for rank, label in enumerate(labels, start=1)
             )
         return len(done)
@@ -171,14 +174,24 @@ class ImageQuerySet(models.QuerySet):
         self.bulk_update([image for image, _ in reused],
                          ["status", "reused_from", "thumbnail", "model_name", "started_at", "finished_at"])
         Prediction.objects.bulk_create(
-            Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score)
+            Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score,
+                       parents=p.parents, search_text=p.search_text)
             for image, source in reused for p in source.predictions.all()
         )
         return {image.pk for image, _ in reused}
 
     def search_label(self, text):
-        """Images whose top label contains `text`, e.g. "tabby"."""
-        return self.filter(predictions__rank=1, predictions__label__icontains=text.strip())
+        """Images with the words of `text` in any of their labels or those labels' broader categories
+        ("cat" finds tabbies and tiger cats), best match first: annotated with the matching
+        prediction's match_label, match_rank and match_score."""
+        phrase = search_phrase(text)
+        if not phrase:
+            return self
+        best = Prediction.objects.filter(image=OuterRef("pk"), search_text__contains=phrase).order_by("-score")
+        return self.filter(pk__in=Prediction.objects.filter(search_text__contains=phrase).values("image_id")).annotate(
+            match_label=Subquery(best.values("label")[:1]), match_rank=Subquery(best.values("rank")[:1]),
+            match_score=Subquery(best.values("score")[:1]),
+        ).order_by(F("match_score").desc(nulls_last=True), "-id")
 
     def with_top_prediction(self):
         """Annotate top_label and top_score (rank 1) as subqueries, so lists need no extra query."""
@@ -286,8 +299,13 @@ class Prediction(models.Model):
     rank = models.PositiveSmallIntegerField(help_text="1 for the most likely label.")
     class_index = models.PositiveSmallIntegerField(help_text="ImageNet-1k class index, 0–999.")
     wnid = models.CharField(max_length=12, help_text="WordNet id of the class, e.g. n02123045.")
-    label = models.CharField(max_length=100, help_text="Human-readable class name.")
+    label = models.CharField(max_length=100, help_text="Human-readable class name, unique among the classes.")
     score = models.FloatField(help_text="The model's probability for this label, 0–1.")
+    parents = models.JSONField(default=list, blank=True,
+                               help_text="The label's broader categories from WordNet, nearest first, "
+                                         "e.g. domestic cat, cat, feline.")
+    search_text = models.TextField(blank=True, help_text="Every name of the label and its categories, as words "
+                                                         "between bars, for search (classifier.labels).")
 
     class Meta:
         ordering = ["image", "rank"]
@@ -296,6 +314,11 @@ class Prediction(models.Model):
 
     def __str__(self):
         return f"{self.label} ({self.score:.1%})"
+
+    @property
+    def is_low_confidence(self):
+        """A guess the model is unsure of: below LOW_CONFIDENCE_BELOW."""
+        return self.score < settings.LOW_CONFIDENCE_BELOW
 
 
 def delete_with_files(images, batches=None):

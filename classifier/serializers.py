@@ -23,10 +23,16 @@ class ErrorSerializer(serializers.Serializer):
 
 class PredictionSerializer(serializers.ModelSerializer):
     index = serializers.IntegerField(source="class_index", help_text="ImageNet-1k class index, 0–999.")
+    parents = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                    help_text="Broader categories of the label (WordNet), nearest first, "
+                                              "e.g. domestic cat, cat, feline.")
+    low_confidence = serializers.BooleanField(
+        source="is_low_confidence", read_only=True,
+        help_text=f"True when the score is below LOW_CONFIDENCE_BELOW ({settings.LOW_CONFIDENCE_BELOW}): a guess.")
 
     class Meta:
         model = Prediction
-        fields = ["rank", "label", "index", "wnid", "score"]
+        fields = ["rank", "label", "index", "wnid", "score", "low_confidence", "parents"]
 
 
 class CountsSerializer(serializers.Serializer):
@@ -52,6 +58,8 @@ class ImageSummarySerializer(serializers.ModelSerializer):
     batch = serializers.IntegerField(source="batch_id")
     label = serializers.SerializerMethodField(help_text="The top label, once done.")
     score = serializers.SerializerMethodField(help_text="The top label's probability, 0–1, once done.")
+    low_confidence = serializers.SerializerMethodField(
+        help_text=f"True when the top label's score is below LOW_CONFIDENCE_BELOW ({settings.LOW_CONFIDENCE_BELOW}).")
     url = serializers.SerializerMethodField(help_text="This image in the API.")
     thumbnail_url = serializers.SerializerMethodField(
         help_text=f"A presigned URL of the thumbnail, valid {settings.PRESIGNED_URL_EXPIRY} s; null until done."
@@ -59,7 +67,8 @@ class ImageSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Image
-        fields = ["id", "name", "status", "error_code", "error", "batch", "label", "score", "url", "thumbnail_url"]
+        fields = ["id", "name", "status", "error_code", "error", "batch", "label", "score", "low_confidence", "url",
+                  "thumbnail_url"]
 
     def top(self, image):
         if hasattr(image, "top_label"):
@@ -76,6 +85,11 @@ class ImageSummarySerializer(serializers.ModelSerializer):
     def get_score(self, image):
         top = self.top(image)
         return top[1] if top else None
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_low_confidence(self, image):
+        top = self.top(image)
+        return top[1] < settings.LOW_CONFIDENCE_BELOW if top else None
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image):

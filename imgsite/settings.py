@@ -358,3 +358,15 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 365 * 24 * 3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", "True")
     SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", "True")
+
+# --- The gallery's batch and image pages, and the labels they show (#18). ---
+# A batch holds at most this many images; uploads refuse the rest (Batch.room()), so that no
+# page, poll, API answer or export has to handle an unbounded batch.
+MAX_BATCH_IMAGES = envint("MAX_BATCH_IMAGES", 10_000)
+# Cards per page of a batch; its status polls answer for the page on screen only.
+BATCH_PAGE_SIZE = envint("BATCH_PAGE_SIZE", 100)
+# A label whose probability is below this is marked as a guess (pages, API, exports).
+LOW_CONFIDENCE_BELOW = envfloat("LOW_CONFIDENCE_BELOW", 0.2)
+if MAX_BATCH_IMAGES < 1 or not 1 <= BATCH_PAGE_SIZE <= 1000 or not 0 <= LOW_CONFIDENCE_BELOW <= 1:
+    raise ImproperlyConfigured("Need MAX_BATCH_IMAGES >= 1, BATCH_PAGE_SIZE from 1 to 1000 and "
+                               "LOW_CONFIDENCE_BELOW from 0 to 1 (e.g. 0.2)")

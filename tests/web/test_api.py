@@ -99,7 +99,11 @@ def test_batch_gives_counts_and_images(alice_api, user):
 def test_image_gives_predictions_timing_and_a_presigned_url(alice_api, user):
     image = make_batch(user, ["done"]).images.get()
     data = alice_api.get(reverse("classifier:api:image", args=[image.uuid])).json()
-    assert data["predictions"][0] == {"rank": 1, "label": "tabby", "index": 281, "wnid": "n00000281", "score": 0.62}
+    top = data["predictions"][0]
+    assert {key: top[key] for key in ("rank", "label", "index", "wnid", "score", "low_confidence")} == {
+        "rank": 1, "label": "tabby", "index": 281, "wnid": "n00000281", "score": 0.62, "low_confidence": False}
+    assert top["parents"][:3] == ["domestic cat", "cat", "domestic animal"]
+    assert data["predictions"][4]["low_confidence"] is True  # doormat, 1 %
     assert len(data["predictions"]) == 5
     assert set(data["timing"]) >= {"queued_at", "started_at", "finished_at", "total_seconds"}
     assert "X-Amz-Signature" in data["file_url"] and "thumbnail.jpg" in data["thumbnail_url"]
@@ -118,9 +122,11 @@ def test_images_filter_by_status_and_label_and_paginate(alice_api, user, bob):
     url = reverse("classifier:api:images")
     assert alice_api.get(url).json()["count"] == 3
     assert [i["status"] for i in alice_api.get(url, {"status": "failed"}).json()["results"]] == ["failed"]
-    tabby = alice_api.get(url, {"label": "tabb", "page_size": 1}).json()
+    tabby = alice_api.get(url, {"label": "tabby", "page_size": 1}).json()
     assert tabby["count"] == 2 and len(tabby["results"]) == 1 and tabby["next"]
-    assert alice_api.get(url, {"label": "tiger"}).json()["count"] == 0  # only the top label counts
+    assert alice_api.get(url, {"label": "tiger"}).json()["count"] == 2  # "tiger cat", the second label
+    assert alice_api.get(url, {"label": "feline"}).json()["count"] == 2  # a category of the labels
+    assert alice_api.get(url, {"label": "tabb"}).json()["count"] == 0  # whole words
 
 
 def test_an_unknown_status_is_a_400_that_lists_the_choices(alice_api):
