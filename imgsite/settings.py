@@ -176,7 +176,8 @@ STORAGES = {
 }
 
 # --- Uploads: every file goes to a temporary file, never into memory. ---
-FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+# (imgsite.filenames: Django's temporary-file handler, undoing browsers' escapes in file names.)
+FILE_UPLOAD_HANDLERS = ["imgsite.filenames.UploadHandler"]
 MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 # Pixels per image (width × height, as the header says); larger images are refused unread.
 MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 40_000_000)
