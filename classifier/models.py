@@ -64,6 +64,11 @@ class Batch(models.Model):
         """Delete the batch, its images and their S3 objects."""
         delete_with_files(self.images.all(), batches=Batch.objects.filter(pk=self.pk))
 
+    def room(self):
+        """How many more images this batch may take: MAX_BATCH_IMAGES in all. Uploads refuse
+        the rest (code BATCH_FULL), so that no page, poll or export has to handle more."""
+        return max(0, settings.MAX_BATCH_IMAGES - (self.images.count() if self.pk else 0))
+
 
 class ImageQuerySet(models.QuerySet):
     def owned_by(self, user):

@@ -161,16 +161,40 @@ class BatchSummarySerializer(serializers.ModelSerializer):
 
 
 class BatchSerializer(BatchSummarySerializer):
-    images = serializers.SerializerMethodField(help_text="Every image of the batch, in upload order.")
+    """A batch with one page of its images (context["images"]: a Page), in upload order."""
+
+    images = serializers.SerializerMethodField(help_text="One page of the batch's images, in upload order "
+                                                         "(?page=, ?page_size=).")
+    images_count = serializers.SerializerMethodField(help_text="How many images the batch holds.")
+    next = serializers.SerializerMethodField(help_text="The next page of images, or null.")
+    previous = serializers.SerializerMethodField(help_text="The previous page of images, or null.")
 
     class Meta:
         model = Batch
-        fields = BatchSummarySerializer.Meta.fields + ["images"]
+        fields = BatchSummarySerializer.Meta.fields + ["images_count", "next", "previous", "images"]
 
     @extend_schema_field(ImageSummarySerializer(many=True))
     def get_images(self, batch):
-        images = batch.images.with_top_prediction().order_by("id")
-        return ImageSummarySerializer(images, many=True, context=self.context).data
+        return ImageSummarySerializer(self.context["images"], many=True, context=self.context).data
+
+    def get_images_count(self, batch) -> int:
+        return self.context["images"].paginator.count
+
+    def page_url(self, batch, page):
+        request = self.context["request"]
+        query = request.GET.copy()
+        query["page"] = page
+        return request.build_absolute_uri(f"{reverse('classifier:api:batch', args=[batch.pk])}?{query.urlencode()}")
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_next(self, batch):
+        page = self.context["images"]
+        return self.page_url(batch, page.next_page_number()) if page.has_next() else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_previous(self, batch):
+        page = self.context["images"]
+        return self.page_url(batch, page.previous_page_number()) if page.has_previous() else None
 
 
 class UploadRequestSerializer(serializers.Serializer):
