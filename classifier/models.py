@@ -157,7 +157,8 @@ class ImageQuerySet(models.QuerySet):
     def reuse_results(self, images, model_name):
         """Finish at once each new image whose owner already has the same bytes (same SHA-256)
         done by `model_name`: copy that image's labels, share its thumbnail, and record the
-        source in reused_from. Never across users. Returns the ids finished this way.
+        source in reused_from. Never across users, and never from a source whose thumbnail is
+        gone from storage. Returns the ids finished this way.
 
         Call it inside the transaction that created `images`; the sources are locked, so that
         deleting one cannot remove the thumbnail that a reuse is about to share."""
@@ -168,8 +169,10 @@ class ImageQuerySet(models.QuerySet):
         for owner_id, sha256s in digests.items():
             sources = self.filter(owner_id=owner_id, sha256__in=sha256s, status=Image.Status.DONE,
                                   model_name=model_name)
-            for source in sources.order_by("finished_at").select_for_update().prefetch_related("predictions"):
-                found[(owner_id, source.sha256)] = source  # the latest one wins
+            for source in sources.order_by("-finished_at").select_for_update().prefetch_related("predictions"):
+                key = (owner_id, source.sha256)  # the latest source whose thumbnail is still stored wins
+                if key not in found and (not source.thumbnail or default_storage.exists(source.thumbnail.name)):
+                    found[key] = source
         now = timezone.now()
         reused = [(image, found[(image.owner_id, image.sha256)]) for image in images
                   if (image.owner_id, image.sha256) in found]
