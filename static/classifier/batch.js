@@ -198,15 +198,20 @@
     }
   }
 
-  cards.addEventListener("error", (event) => {
-    const img = event.target;
+  function thumbnailFailed(img) {
     const card = img.closest(".card.image");
     if (img.tagName !== "IMG" || img.dataset.expired || !card || refreshed.has(card.id)) return;
     img.dataset.expired = "1";
     refreshed.add(card.id);
     expired.add(card.dataset.image);
     refreshing = refreshing || setTimeout(refreshThumbnails, 200);
-  }, true);
+  }
+
+  cards.addEventListener("error", (event) => thumbnailFailed(event.target), true);
+  // A load that failed before this script ran fired its error event unheard.
+  for (const img of cards.querySelectorAll("img")) {
+    if (img.complete && img.naturalWidth === 0) thumbnailFailed(img);
+  }
 
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) pollNow();
