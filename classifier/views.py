@@ -125,7 +125,8 @@ def batch(request, pk):
     pages = {"first": 1, "previous": page.number - 1, "next": page.number + 1, "last": page.paginator.num_pages}
     return render(request, "classifier/batch.html", {
         "batch": batch, "page": page, "images": page.object_list.prefetch_related("predictions"), "counts": counts,
-        "view": view, "sorts": [(key, title) for key, (title, _) in SORTS.items()],
+        "view": view, "view_query": view.query_string(page=""),
+        "sorts": [(key, title) for key, (title, _) in SORTS.items()],
         "filters": [(value, title, count, view.query_string(status=value, page="")) for value, title, count in filters],
         "pages": {name: view.query_string(page=number) for name, number in pages.items()},
         "rendered_at": timezone.now().isoformat(), "page_url": f"{request.path}?{view.query_string(page=page.number)}",
