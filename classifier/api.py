@@ -4,6 +4,7 @@ Class-based views here (unlike the pages) because DRF's generics carry the pagin
 filters and serializers that drf-spectacular reads to build the OpenAPI schema.
 """
 from django.conf import settings
+from django.core.paginator import EmptyPage, Paginator
 from django.db.models import prefetch_related_objects
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -16,9 +17,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from classifier import serializers, tasks
-from classifier.api_conventions import PayloadTooLarge, UploadsThrottled, upload_wait
+from classifier.api_conventions import Pagination, PayloadTooLarge, UploadsThrottled, upload_wait
 from classifier.limits import STATUS, UploadBudget
-from classifier.models import Batch, Image
+from classifier.models import BATCH_FULL, Batch, Image
 from classifier.upload import accept_uploads, oversized_body
 
 MAX_ID = 2**63 - 1
@@ -61,7 +62,7 @@ def upload_response(request, result):
     broke a size limit, 429 if one broke a limit over time, else 400."""
     data = {"refused": serializers.RefusalSerializer(result.refused, many=True).data}
     if not result.accepted:
-        statuses = {413 if refusal.code == "too_large" else STATUS.get(refusal.code, 400) for refusal in result.refused}
+        statuses = {STATUS.get(refusal.code, 400) for refusal in result.refused}
         if statuses == {413}:
             return Response({"detail": "Every file is over a size limit: see refused.", **data}, status=413)
         if 429 in statuses:
@@ -130,20 +131,42 @@ class BatchList(LargeUploadMixin, generics.ListAPIView):
 
 class BatchImages(LargeUploadMixin, APIView):
     @extend_schema(summary="Upload more images into one of your batches", request=UPLOAD_DOC["request"],
-                   responses={**UPLOAD_DOC["responses"], 404: ERRORS[404]})
+                   responses={**UPLOAD_DOC["responses"], 404: ERRORS[404],
+                              413: OpenApiResponse(serializers.UploadErrorSerializer,
+                                                   "The request or every file is too large, or the batch is full "
+                                                   "(MAX_BATCH_IMAGES).")})
     def post(self, request, pk):
         batch = batch_or_not_found(request, pk)
+        if not batch.room():
+            code, reason = BATCH_FULL
+            raise PayloadTooLarge(reason.format(limit=settings.MAX_BATCH_IMAGES), code=code)
         budget = upload_budget(request)
         files = request.FILES.getlist("images")
         return upload_response(request, accept_uploads(request.user, files, batch=batch, budget=budget))
 
 
 class BatchDetail(APIView):
-    @extend_schema(summary="A batch: counts per status, and its images",
-                   responses={200: serializers.BatchSerializer, 404: ERRORS[404], **COMMON})
+    pagination_class = Pagination
+
+    @extend_schema(summary="A batch: counts per status, and a page of its images in upload order",
+                   parameters=[
+                       OpenApiParameter("page", {"type": "integer", "minimum": 1},
+                                        description="A page of the batch's images, in upload order."),
+                       OpenApiParameter("page_size", {"type": "integer", "minimum": 1,
+                                                      "maximum": Pagination.max_page_size},
+                                        description=f"Images per page (default {Pagination.page_size})."),
+                   ],
+                   responses={200: serializers.BatchSerializer, **LIST_ERRORS})
     def get(self, request, pk):
         batch = batch_or_not_found(request, pk)
-        return Response(serializers.BatchSerializer(batch, context={"request": request}).data)
+        pages = self.pagination_class()
+        images = batch.images.with_top_prediction().order_by("id")
+        number = pages.get_page_number(request, None)
+        try:
+            page = Paginator(images, pages.get_page_size(request)).page(number)
+        except EmptyPage:
+            raise exceptions.NotFound(f"Page {number} does not exist: the batch has fewer images.") from None
+        return Response(serializers.BatchSerializer(batch, context={"request": request, "images": page}).data)
 
     @extend_schema(summary="Delete a batch, its images and their stored files",
                    responses={204: None, 404: ERRORS[404], **COMMON})
@@ -162,7 +185,8 @@ class BatchRetry(APIView):
 
 IMAGE_FILTERS = [
     OpenApiParameter("status", str, enum=Image.Status.values, description="Only images in this status."),
-    OpenApiParameter("label", str, description="Only images whose top label contains this text, e.g. tabby."),
+    OpenApiParameter("label", str, description="Only images with these words in any of their five labels or those "
+                                               "labels' broader categories, best match first: e.g. cat, tabby."),
     OpenApiParameter("batch", {"type": "integer", "minimum": 1}, description="Only images of this batch."),
 ]
 

@@ -9,10 +9,11 @@ from django.http import StreamingHttpResponse
 from classifier.views import batch_or_404
 
 TOP_K = settings.CLASSIFIER_TOP_K  # the predictions the worker stores per image
-# The API's field names: name, label and score (then label_2, score_2, …), status, error_code, error.
+# The API's field names: name, label and score (then label_2, score_2, …), status, error_code, error;
+# then the top label's broader categories ("; "-separated) and whether it is a guess (LOW_CONFIDENCE_BELOW).
 CSV_HEADER = ["name", "label", "score"] + [
     column for rank in range(2, TOP_K + 1) for column in (f"label_{rank}", f"score_{rank}")
-] + ["status", "error_code", "error"]
+] + ["status", "error_code", "error", "parents", "low_confidence"]
 # A cell starting with one of these is a formula to a spreadsheet; user-chosen names must not be.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -34,7 +35,9 @@ def csv_row(image):
             cells += [predictions[rank].label, f"{predictions[rank].score:.4f}"]
         else:
             cells += ["", ""]
-    return cells + [image.status, image.error_code, safe_cell(image.error)]
+    top = predictions[0] if predictions else None
+    return cells + [image.status, image.error_code, safe_cell(image.error), "; ".join(top.parents) if top else "",
+                    ("yes" if top.is_low_confidence else "no") if top else ""]
 
 
 class Echo:
@@ -59,7 +62,8 @@ def json_chunks(batch):
             "id": str(image.uuid), "name": image.original_name, "status": image.status,
             "error_code": image.error_code, "error": image.error, "model": image.model_name,
             "predictions": [{"rank": p.rank, "label": p.label, "index": p.class_index, "wnid": p.wnid,
-                             "score": p.score} for p in image.predictions.all()],
+                             "score": p.score, "low_confidence": p.is_low_confidence, "parents": p.parents}
+                            for p in image.predictions.all()],
         })
     yield "]}\n"
 

@@ -7,13 +7,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import Image
+from classifier.models import BATCH_FULL, Image
 
 DAY = timedelta(days=1)
 # How long to suggest waiting when too many images are open: about a batch's worth of work.
 OPEN_RETRY_SECONDS = 60
 # Limits of one request are about its size (413); limits over time are about waiting (429).
-STATUS = {"request_images": 413, "request_bytes": 413, "quota_bytes_stored": 413,
+STATUS = {"too_large": 413, "request_images": 413, "request_bytes": 413, "quota_bytes_stored": 413, "batch_full": 413,
           "quota_open_images": 429, "quota_images_per_day": 429}
 
 
@@ -44,6 +44,7 @@ class UploadBudget:
         self.images_today = settings.QUOTA_IMAGES_PER_DAY - usage["recent"]
         self.bytes_stored = settings.QUOTA_BYTES_STORED - usage["stored"]
         self.day_frees_up = usage["oldest_recent"] + DAY if usage["oldest_recent"] else self.now
+        self.batch_room = settings.MAX_BATCH_IMAGES
 
     def problem(self):
         """Why the user can upload nothing at all now (a LimitReached), or None: asked before a
@@ -67,9 +68,19 @@ class UploadBudget:
         self.files -= 1
         self.bytes -= size
 
+    def into(self, batch):
+        """Also hold the request to the room left in `batch` (MAX_BATCH_IMAGES in all); returns self.
+        Two requests into one batch at the same moment may overshoot it by at most one request."""
+        self.batch_room = batch.room()
+        return self
+
     def accept(self, size):
-        """Charge one accepted image of `size` bytes to the user's quotas."""
+        """Charge one accepted image of `size` bytes to the user's quotas and its batch's room."""
         self._check_quotas(size)
+        if self.batch_room < 1:
+            code, reason = BATCH_FULL
+            raise LimitReached(code, reason.format(limit=settings.MAX_BATCH_IMAGES))
+        self.batch_room -= 1
         self.open_images -= 1
         self.images_today -= 1
         self.bytes_stored -= size

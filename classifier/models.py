@@ -10,8 +10,11 @@ from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from classifier.labels import categories, search_phrase
+
 FINAL_STATUSES = ("done", "failed")
 GAVE_UP = ("gave_up", "Gave up after {attempts} attempts: the worker crashed or timed out every time.")
+BATCH_FULL = ("batch_full", "The batch is full: at most {limit:,} images per batch. Upload the rest into a new batch.")
 # The stored original's extension, from the type found by reading the file: never from its name.
 EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
               "image/bmp": ".bmp", "image/tiff": ".tif", "image/avif": ".avif", "image/heif": ".heic"}
@@ -63,6 +66,11 @@ class Batch(models.Model):
     def delete_with_files(self):
         """Delete the batch, its images and their S3 objects."""
         delete_with_files(self.images.all(), batches=Batch.objects.filter(pk=self.pk))
+
+    def room(self):
+        """How many more images this batch may take: MAX_BATCH_IMAGES in all. Uploads refuse
+        the rest (code BATCH_FULL), so that no page, poll or export has to handle more."""
+        return max(0, settings.MAX_BATCH_IMAGES - (self.images.count() if self.pk else 0))
 
 
 class ImageQuerySet(models.QuerySet):
@@ -195,7 +203,7 @@ class ImageQuerySet(models.QuerySet):
                     done.append((image, labels))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
-                           score=label.score)
+                           score=label.score, **categories(label.index))
                 for image, labels in done for rank, label in enumerate(labels, start=1)
             )
         return len(done)
@@ -203,7 +211,8 @@ class ImageQuerySet(models.QuerySet):
     def reuse_results(self, images, model_name):
         """Finish at once each new image whose owner already has the same bytes (same SHA-256)
         done by `model_name`: copy that image's labels, share its thumbnail, and record the
-        source in reused_from. Never across users. Returns the ids finished this way.
+        source in reused_from. Never across users, and never from a source whose thumbnail is
+        gone from storage. Returns the ids finished this way.
 
         Call it inside the transaction that created `images`; the sources are locked, so that
         deleting one cannot remove the thumbnail that a reuse is about to share."""
@@ -214,8 +223,10 @@ class ImageQuerySet(models.QuerySet):
         for owner_id, sha256s in digests.items():
             sources = self.filter(owner_id=owner_id, sha256__in=sha256s, status=Image.Status.DONE,
                                   model_name=model_name)
-            for source in sources.order_by("finished_at").select_for_update().prefetch_related("predictions"):
-                found[(owner_id, source.sha256)] = source  # the latest one wins
+            for source in sources.order_by("-finished_at").select_for_update().prefetch_related("predictions"):
+                key = (owner_id, source.sha256)  # the latest source whose thumbnail is still stored wins
+                if key not in found and (not source.thumbnail or default_storage.exists(source.thumbnail.name)):
+                    found[key] = source
         now = timezone.now()
         reused = [(image, found[(image.owner_id, image.sha256)]) for image in images
                   if (image.owner_id, image.sha256) in found]
@@ -225,7 +236,8 @@ class ImageQuerySet(models.QuerySet):
         self.bulk_update([image for image, _ in reused],
                          ["status", "reused_from", "thumbnail", "model_name", "started_at", "finished_at"])
         Prediction.objects.bulk_create(
-            Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score)
+            Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score,
+                       parents=p.parents, search_text=p.search_text)
             for image, source in reused for p in source.predictions.all()
         )
         return {image.pk for image, _ in reused}
@@ -241,8 +253,17 @@ class ImageQuerySet(models.QuerySet):
         )
 
     def search_label(self, text):
-        """Images whose top label contains `text`, e.g. "tabby"."""
-        return self.filter(predictions__rank=1, predictions__label__icontains=text.strip())
+        """Images with the words of `text` in any of their labels or those labels' broader categories
+        ("cat" finds tabbies and tiger cats), best match first: annotated with the matching
+        prediction's match_label, match_rank and match_score."""
+        phrase = search_phrase(text)
+        if not phrase:
+            return self
+        best = Prediction.objects.filter(image=OuterRef("pk"), search_text__contains=phrase).order_by("-score")
+        return self.filter(pk__in=Prediction.objects.filter(search_text__contains=phrase).values("image_id")).annotate(
+            match_label=Subquery(best.values("label")[:1]), match_rank=Subquery(best.values("rank")[:1]),
+            match_score=Subquery(best.values("score")[:1]),
+        ).order_by(F("match_score").desc(nulls_last=True), "-id")
 
     def with_top_prediction(self):
         """Annotate top_label and top_score (rank 1) as subqueries, so lists need no extra query."""
@@ -369,8 +390,13 @@ class Prediction(models.Model):
     rank = models.PositiveSmallIntegerField(help_text="1 for the most likely label.")
     class_index = models.PositiveSmallIntegerField(help_text="ImageNet-1k class index, 0–999.")
     wnid = models.CharField(max_length=12, help_text="WordNet id of the class, e.g. n02123045.")
-    label = models.CharField(max_length=100, help_text="Human-readable class name.")
+    label = models.CharField(max_length=100, help_text="Human-readable class name, unique among the classes.")
     score = models.FloatField(help_text="The model's probability for this label, 0–1.")
+    parents = models.JSONField(default=list, blank=True,
+                               help_text="The label's broader categories from WordNet, nearest first, "
+                                         "e.g. domestic cat, cat, feline.")
+    search_text = models.TextField(blank=True, help_text="Every name of the label and its categories, as words "
+                                                         "between bars, for search (classifier.labels).")
 
     class Meta:
         ordering = ["image", "rank"]
@@ -379,6 +405,11 @@ class Prediction(models.Model):
 
     def __str__(self):
         return f"{self.label} ({self.score:.1%})"
+
+    @property
+    def is_low_confidence(self):
+        """A guess the model is unsure of: below LOW_CONFIDENCE_BELOW."""
+        return self.score < settings.LOW_CONFIDENCE_BELOW
 
 
 def delete_with_files(images, batches=None):

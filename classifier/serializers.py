@@ -23,10 +23,16 @@ class ErrorSerializer(serializers.Serializer):
 
 class PredictionSerializer(serializers.ModelSerializer):
     index = serializers.IntegerField(source="class_index", help_text="ImageNet-1k class index, 0–999.")
+    parents = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                    help_text="Broader categories of the label (WordNet), nearest first, "
+                                              "e.g. domestic cat, cat, feline.")
+    low_confidence = serializers.BooleanField(
+        source="is_low_confidence", read_only=True,
+        help_text=f"True when the score is below LOW_CONFIDENCE_BELOW ({settings.LOW_CONFIDENCE_BELOW}): a guess.")
 
     class Meta:
         model = Prediction
-        fields = ["rank", "label", "index", "wnid", "score"]
+        fields = ["rank", "label", "index", "wnid", "score", "low_confidence", "parents"]
 
 
 class CountsSerializer(serializers.Serializer):
@@ -52,6 +58,8 @@ class ImageSummarySerializer(serializers.ModelSerializer):
     batch = serializers.IntegerField(source="batch_id")
     label = serializers.SerializerMethodField(help_text="The top label, once done.")
     score = serializers.SerializerMethodField(help_text="The top label's probability, 0–1, once done.")
+    low_confidence = serializers.SerializerMethodField(
+        help_text=f"True when the top label's score is below LOW_CONFIDENCE_BELOW ({settings.LOW_CONFIDENCE_BELOW}).")
     url = serializers.SerializerMethodField(help_text="This image in the API.")
     thumbnail_url = serializers.SerializerMethodField(
         help_text=f"A presigned URL of the thumbnail, valid {settings.PRESIGNED_URL_EXPIRY} s; null until done."
@@ -59,7 +67,8 @@ class ImageSummarySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Image
-        fields = ["id", "name", "status", "error_code", "error", "batch", "label", "score", "url", "thumbnail_url"]
+        fields = ["id", "name", "status", "error_code", "error", "batch", "label", "score", "low_confidence", "url",
+                  "thumbnail_url"]
 
     def top(self, image):
         if hasattr(image, "top_label"):
@@ -76,6 +85,11 @@ class ImageSummarySerializer(serializers.ModelSerializer):
     def get_score(self, image):
         top = self.top(image)
         return top[1] if top else None
+
+    @extend_schema_field(serializers.BooleanField(allow_null=True))
+    def get_low_confidence(self, image):
+        top = self.top(image)
+        return top[1] < settings.LOW_CONFIDENCE_BELOW if top else None
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image):
@@ -147,16 +161,40 @@ class BatchSummarySerializer(serializers.ModelSerializer):
 
 
 class BatchSerializer(BatchSummarySerializer):
-    images = serializers.SerializerMethodField(help_text="Every image of the batch, in upload order.")
+    """A batch with one page of its images (context["images"]: a Page), in upload order."""
+
+    images = serializers.SerializerMethodField(help_text="One page of the batch's images, in upload order "
+                                                         "(?page=, ?page_size=).")
+    images_count = serializers.SerializerMethodField(help_text="How many images the batch holds.")
+    next = serializers.SerializerMethodField(help_text="The next page of images, or null.")
+    previous = serializers.SerializerMethodField(help_text="The previous page of images, or null.")
 
     class Meta:
         model = Batch
-        fields = BatchSummarySerializer.Meta.fields + ["images"]
+        fields = BatchSummarySerializer.Meta.fields + ["images_count", "next", "previous", "images"]
 
     @extend_schema_field(ImageSummarySerializer(many=True))
     def get_images(self, batch):
-        images = batch.images.with_top_prediction().order_by("id")
-        return ImageSummarySerializer(images, many=True, context=self.context).data
+        return ImageSummarySerializer(self.context["images"], many=True, context=self.context).data
+
+    def get_images_count(self, batch) -> int:
+        return self.context["images"].paginator.count
+
+    def page_url(self, batch, page):
+        request = self.context["request"]
+        query = request.GET.copy()
+        query["page"] = page
+        return request.build_absolute_uri(f"{reverse('classifier:api:batch', args=[batch.pk])}?{query.urlencode()}")
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_next(self, batch):
+        page = self.context["images"]
+        return self.page_url(batch, page.next_page_number()) if page.has_next() else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_previous(self, batch):
+        page = self.context["images"]
+        return self.page_url(batch, page.previous_page_number()) if page.has_previous() else None
 
 
 class UploadRequestSerializer(serializers.Serializer):

@@ -150,7 +150,7 @@ def accept_uploads(user, uploads, batch=None, budget=None):
     result = UploadResult()
     stored, ready = [], []
     batch = batch or Batch(owner=user)
-    budget = budget or UploadBudget(user)
+    budget = (budget or UploadBudget(user)).into(batch)
     for upload in uploads:
         if is_archive(upload):
             stored += accept_archive(batch, upload, result.refused, budget)

@@ -22,6 +22,7 @@ urlpatterns = [
     path("", views.batches, name="batches"),
     path("upload/", views.upload, name="upload"),
     path("images/", views.images, name="images"),
+    path("images/<uuid:uuid>/", views.image, name="image"),
     path("images/<uuid:uuid>/delete/", views.delete_image, name="delete-image"),
     path("batches/<int:pk>/", views.batch, name="batch"),
     path("batches/<int:pk>/status.json", views.batch_status, name="batch-status"),

@@ -1,5 +1,6 @@
 """The gallery's views: upload, batches, one batch with live status, search, and the actions."""
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
@@ -7,9 +8,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -24,6 +28,8 @@ from classifier.upload import accept_uploads, oversized_body
 # Status polls ask for images changed since their last poll, minus this much for clock skew
 # between the web and worker machines; a card updated twice is harmless, a missed one is not.
 CLOCK_SKEW = timedelta(seconds=30)
+# Originals a browser shows in an <img>; others (TIFF) show their thumbnail and a link.
+BROWSER_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp"}
 
 
 def upload_limits():
@@ -77,30 +83,80 @@ def batch_or_404(request, pk):
     return get_object_or_404(Batch.objects.owned_by(request.user), pk=pk)
 
 
-def batch_images(batch):
-    return batch.images.order_by("id").prefetch_related("predictions")
+# A batch's orders: (what the menu says, the ordering). Unclassified images go last.
+SORTS = {
+    "upload": ("Upload order", ["id"]),
+    "latest": ("Latest first", ["-id"]),
+    "name": ("Name", [Lower("original_name"), "id"]),
+    "label": ("Label", [F("top_label").asc(nulls_last=True), "id"]),
+    "confident": ("Most confident first", [F("top_score").desc(nulls_last=True), "id"]),
+    "unsure": ("Least confident first", [F("top_score").asc(nulls_last=True), "id"]),
+}
+
+
+@dataclass(frozen=True)
+class BatchView:
+    """Which page of a batch is on screen: a status filter, an order and a page number. The page
+    and its status polls read only that page's images, whatever the batch's size."""
+
+    status: str = ""
+    sort: str = "upload"
+    page: str = "1"
+
+    @classmethod
+    def from_query(cls, query):
+        status, sort = query.get("status", ""), query.get("sort", "upload")
+        return cls(status if status in Image.Status.values else "", sort if sort in SORTS else "upload",
+                   query.get("page", "1"))
+
+    def page_of(self, batch):
+        images = batch.images.all()
+        if self.status:
+            images = images.filter(status=self.status)
+        if self.sort in ("label", "confident", "unsure"):
+            images = images.with_top_prediction()
+        return Paginator(images.order_by(*SORTS[self.sort][1]), settings.BATCH_PAGE_SIZE).get_page(self.page)
+
+    def query_string(self, **changes):
+        """This view's query string with `changes`, leaving out the defaults."""
+        values = {"status": self.status, "sort": self.sort, "page": self.page, **changes}
+        return urlencode({key: value for key, value in values.items()
+                          if value and (key, str(value)) not in (("sort", "upload"), ("page", "1"))})
 
 
 @login_required
 def batch(request, pk):
-    """One card per image, updated live by batch.js."""
+    """One page of a batch's cards (filtered, sorted), kept live by batch.js."""
     batch = batch_or_404(request, pk)
+    view = BatchView.from_query(request.GET)
+    page = view.page_of(batch)
+    counts = batch.status_counts()
+    filters = [("", "All", counts["total"])] + [(value, title, counts[value]) for value, title in Image.Status.choices]
+    pages = {"first": 1, "previous": page.number - 1, "next": page.number + 1, "last": page.paginator.num_pages}
     return render(request, "classifier/batch.html", {
-        "batch": batch, "images": batch_images(batch), "counts": batch.status_counts(),
-        "rendered_at": timezone.now().isoformat(),
+        "batch": batch, "page": page, "images": page.object_list.prefetch_related("predictions"), "counts": counts,
+        "view": view, "view_query": view.query_string(page=""),
+        "sorts": [(key, title) for key, (title, _) in SORTS.items()],
+        "filters": [(value, title, count, view.query_string(status=value, page="")) for value, title, count in filters],
+        "pages": {name: view.query_string(page=number) for name, number in pages.items()},
+        "rendered_at": timezone.now().isoformat(), "page_url": f"{request.path}?{view.query_string(page=page.number)}",
     })
 
 
-def image_state(image):
-    """What a card shows, as JSON."""
+def image_state(image, request, page_url):
+    """What a card shows, as JSON, with the card's HTML for a page that does not have it yet."""
     predictions = list(image.predictions.all())
+    thumbnail_url = image.thumbnail_url  # presigned once, for the JSON and the card
     return {
         "id": str(image.uuid),
         "status": image.status,
         "status_display": image.get_status_display(),
         "error": image.error,
-        "predictions": [{"label": p.label, "score": round(p.score, 4)} for p in predictions],
-        "thumbnail": image.thumbnail_url,
+        "predictions": [{"label": p.label, "score": round(p.score, 4), "low_confidence": p.is_low_confidence}
+                        for p in predictions],
+        "thumbnail": thumbnail_url,
+        "html": render_to_string("classifier/_image_card.html", {
+            "image": image, "next_url": page_url, "thumbnail_url": thumbnail_url}, request),
     }
 
 
@@ -123,34 +179,70 @@ def changed_since(images, since):
     return images.filter(Q(queued_at__gte=since) | Q(started_at__gte=since) | Q(finished_at__gte=since))
 
 
+def parse_since(text):
+    try:
+        since = parse_datetime(text)
+    except ValueError:
+        return None
+    if since and timezone.is_naive(since):
+        since = timezone.make_aware(since, UTC)
+    return since
+
+
 @login_required
 @require_GET
 def batch_status(request, pk):
-    """Counts, and the images changed since the `since` timestamp of the previous answer,
-    or only the images named in `ids` (comma-separated), whose thumbnail links expired."""
+    """The batch's counts; the ids, in order, of the page on screen (its filter, sort and page);
+    and that page's images changed since the `since` timestamp of the previous answer, which
+    includes images added since. Or, with `ids` (comma-separated), only those images: cards the
+    page lacks, or whose thumbnail links expired. Never more than a page of images."""
     batch = batch_or_404(request, pk)
     now = timezone.now()
-    try:
-        since = parse_datetime(request.GET.get("since", ""))
-    except ValueError:
-        since = None
-    if since and timezone.is_naive(since):
-        since = timezone.make_aware(since, UTC)
     counts = batch.status_counts()
-    images = changed_since(batch_images(batch), since)
-    if "ids" in request.GET:  # fresh thumbnail URLs for these cards only
-        images = images.filter(uuid__in=uuids_in(request.GET["ids"]))
-    return JsonResponse({
-        "now": now.isoformat(),
-        "counts": counts,
-        "finished": counts["queued"] + counts["processing"] == 0,
-        "images": [image_state(image) for image in images],
+    view = BatchView.from_query(request.GET)
+    page_url = reverse("classifier:batch", args=[batch.pk]) + "?" + view.query_string()
+    data = {"now": now.isoformat(), "counts": counts, "finished": counts["queued"] + counts["processing"] == 0}
+    if "ids" in request.GET:
+        images = batch.images.filter(uuid__in=uuids_in(request.GET["ids"]))
+    else:
+        page = view.page_of(batch)
+        shown = list(page.object_list.values_list("pk", "uuid"))
+        data["page"] = {"number": page.number, "pages": page.paginator.num_pages, "count": page.paginator.count,
+                        "ids": [str(image_uuid) for _, image_uuid in shown]}
+        images = changed_since(batch.images.filter(pk__in=[pk for pk, _ in shown]),
+                               parse_since(request.GET.get("since", "")))
+    images = images.order_by("id").prefetch_related("predictions")
+    return JsonResponse({**data, "images": [image_state(image, request, page_url) for image in images]})
+
+
+def image_timings(image):
+    """Seconds waiting in the queue, in a worker, and in all; None where not reached yet."""
+    def seconds(start, end):
+        return (end - start).total_seconds() if start and end else None
+
+    return {"queued": seconds(image.queued_at, image.started_at),
+            "processing": seconds(image.started_at, image.finished_at),
+            "total": seconds(image.queued_at, image.finished_at) if image.is_final else None}
+
+
+@login_required
+def image(request, uuid):
+    """One image: the original (a presigned link), the top 5 with their categories, the timings."""
+    image = get_object_or_404(
+        Image.objects.owned_by(request.user).select_related("reused_from").prefetch_related("predictions"), uuid=uuid)
+    neighbours = Image.objects.filter(batch_id=image.batch_id).values_list("uuid", flat=True)
+    return render(request, "classifier/image.html", {
+        "image": image, "predictions": list(image.predictions.all()), "timings": image_timings(image),
+        "original_url": image.file.url, "shows_inline": image.content_type in BROWSER_IMAGE_TYPES,
+        "previous": neighbours.filter(id__lt=image.id).order_by("-id").first(),
+        "next": neighbours.filter(id__gt=image.id).order_by("id").first(),
+        "link_minutes": max(1, settings.PRESIGNED_URL_EXPIRY // 60),
     })
 
 
 @login_required
 def images(request):
-    """All the user's images, filtered by status and searched by top label."""
+    """All the user's images, filtered by status and searched by label or category, best match first."""
     status = request.GET.get("status", "")
     query = request.GET.get("q", "").strip()
     images = Image.objects.owned_by(request.user).order_by("-id").prefetch_related("predictions")

@@ -192,7 +192,8 @@ STORAGES = {
 }
 
 # --- Uploads: every file goes to a temporary file, never into memory. ---
-FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.TemporaryFileUploadHandler"]
+# (imgsite.filenames: Django's temporary-file handler, undoing browsers' escapes in file names.)
+FILE_UPLOAD_HANDLERS = ["imgsite.filenames.UploadHandler"]
 MAX_UPLOAD_BYTES = envint("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
 # Pixels per image (width × height, as the header says); larger images are refused unread.
 MAX_IMAGE_PIXELS = envint("MAX_IMAGE_PIXELS", 40_000_000)
@@ -546,3 +547,14 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": ["'none'"],
     },
 }
+# --- The gallery's batch and image pages, and the labels they show (#18). ---
+# A batch holds at most this many images; uploads refuse the rest (Batch.room()), so that no
+# page, poll, API answer or export has to handle an unbounded batch.
+MAX_BATCH_IMAGES = envint("MAX_BATCH_IMAGES", 10_000)
+# Cards per page of a batch; its status polls answer for the page on screen only.
+BATCH_PAGE_SIZE = envint("BATCH_PAGE_SIZE", 100)
+# A label whose probability is below this is marked as a guess (pages, API, exports).
+LOW_CONFIDENCE_BELOW = envfloat("LOW_CONFIDENCE_BELOW", 0.2)
+if MAX_BATCH_IMAGES < 1 or not 1 <= BATCH_PAGE_SIZE <= 1000 or not 0 <= LOW_CONFIDENCE_BELOW <= 1:
+    raise ImproperlyConfigured("Need MAX_BATCH_IMAGES >= 1, BATCH_PAGE_SIZE from 1 to 1000 and "
+                               "LOW_CONFIDENCE_BELOW from 0 to 1 (e.g. 0.2)")

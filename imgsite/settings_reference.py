@@ -99,6 +99,10 @@ REFERENCE = {
         ("DISPATCH_WAITING_PER_USER", ALL, "Fair share: messages each user may have waiting in SQS; the rest "
                                            "of their images wait in the outbox.", None),
         ("API_RATE_LIMIT", (WEB,), "Requests per user, e.g. `300/min`.", None),
+        ("MAX_BATCH_IMAGES", (WEB,), "Images one batch may hold; uploads past it are refused (413).", None),
+        ("BATCH_PAGE_SIZE", (WEB,), "Cards per page of a batch in the gallery.", None),
+        ("LOW_CONFIDENCE_BELOW", (WEB,), "A label scored below this is marked unsure in the pages, the API and the "
+                                         "exports.", None),
     ],
     "The classifier and the workers": [
         ("CLASSIFIER_MODEL", (WORKER,), "`efficientnet_lite0` or `resnet50`.", None),

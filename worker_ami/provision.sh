@@ -29,7 +29,7 @@ RESNET50_WEIGHTS_SHA256=${RESNET50_WEIGHTS_SHA256:-}
 # Where settings.RESNET50_WEIGHTS points on the worker (imgsite-worker.service sets it).
 RESNET50_WEIGHTS=$MODEL_DIR/resnet50_imagenet.weights.h5
 # What the worker needs from the repository; worker.pkr.hcl uploads the same list.
-APP_PATHS=(manage.py imgsite classifier scaling deploy templates static requirements worker_ami)
+APP_PATHS=(manage.py imgsite accounts classifier scaling deploy templates static requirements worker_ami)
 
 log() { printf '==> %s\n' "$*"; }
 die() { printf 'provision.sh: %s\n' "$*" >&2; exit 1; }

@@ -57,7 +57,7 @@ variable "ami_name_prefix" {
 
 locals {
   # What the worker needs from the repository; provision.sh installs the same list.
-  app_paths = ["manage.py", "imgsite", "classifier", "scaling", "deploy", "templates", "static", "requirements", "worker_ami"]
+  app_paths = ["manage.py", "imgsite", "accounts", "classifier", "scaling", "deploy", "templates", "static", "requirements", "worker_ami"]
   stamp     = formatdate("YYYYMMDD-hhmmss", timestamp())
 }
 

@@ -61,5 +61,5 @@ def test_missing_weights_say_where_they_are_expected(settings, tmp_path):
 
 
 def test_resnet50_has_no_litert_artifact():
-    with pytest.raises(ImproperlyConfigured, match="no LiteRT artifact"):
+    with pytest.raises(ImproperlyConfigured, match="resnet50 has no litert artifact"):
         load_classifier("resnet50", "litert")

@@ -77,8 +77,8 @@ def test_it_copies_the_application_and_makes_a_venv(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     app = tmp_path / "imgsite" / "app"
     assert sorted(path.name for path in app.iterdir()) == sorted(
-        ["manage.py", "imgsite", "classifier", "scaling", "deploy", "templates", "static", "requirements",
-         "worker_ami"])
+        ["manage.py", "imgsite", "accounts", "classifier", "scaling", "deploy", "templates", "static",
+         "requirements", "worker_ami"])
     assert not list(app.rglob("__pycache__"))
     venv_python = tmp_path / "imgsite" / "venv" / "bin" / "python"
     assert subprocess.run([venv_python, "-c", "import sys; assert sys.prefix != sys.base_prefix"]).returncode == 0
@@ -110,7 +110,7 @@ def test_it_builds_the_models_places_resnet50_and_classifies_with_both(tmp_path,
     models = prefix / "models"
     assert {path.name for path in models.iterdir()} == {
         "efficientnet_lite0.keras", "efficientnet_lite0.tflite", "efficientnet_lite0_int8.tflite",
-        "resnet50_imagenet.weights.h5"}
+        "imagenet_hierarchy.json", "resnet50_imagenet.weights.h5"}
     assert "placed" in result.stdout
     assert result.stdout.count("smoke test") == 1 and len(re.findall(r"^\S+\.png\b", result.stdout, re.M)) == 2
 

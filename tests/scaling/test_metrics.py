@@ -7,9 +7,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.models import ApiToken
 from classifier.inference import Label
 from classifier.models import Image
 from scaling.models import ScalingEvent, WorkerNode
@@ -41,7 +41,7 @@ def value(samples, name, **labels):
 
 def upload(user, count):
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.issue(user, 'metrics')[1]}")
     files = [SimpleUploadedFile(f"cat{n}.jpg", photo_jpeg(max_side=64 + n), "image/jpeg") for n in range(count)]
     response = api.post(reverse("classifier:api:batches"), {"images": files}, format="multipart")
     assert response.status_code == 201

@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import ApiToken
+from classifier.labels import categories
 from classifier.models import Batch, Image, Prediction
 from tests.corpus import photo_jpeg
 
@@ -63,7 +64,8 @@ def make_batch(user, statuses=("done", "failed", "queued"), store=False):
         image.save()
         if status == "done":
             Prediction.objects.bulk_create(
-                Prediction(image=image, rank=rank, class_index=index, wnid=f"n{index:08d}", label=label, score=score)
+                Prediction(image=image, rank=rank, class_index=index, wnid=f"n{index:08d}", label=label, score=score,
+                           **categories(index))
                 for rank, (label, index, score) in enumerate(TOP5, start=1)
             )
     return batch

@@ -47,6 +47,18 @@ def test_upload_into_an_existing_batch_adds_to_it(alice_api, user, aws):
     assert batch.images.count() == 2
 
 
+def test_upload_into_a_full_batch_is_a_413_that_says_so(alice_api, user, settings):
+    settings.MAX_BATCH_IMAGES = 2
+    batch = make_batch(user, ["done", "queued"])
+    response = upload(alice_api, [jpeg()], reverse("classifier:api:batch-images", args=[batch.pk]))
+    assert response.status_code == 413
+    assert response.json()["detail"] == ("The batch is full: at most 2 images per batch. "
+                                         "Upload the rest into a new batch.")
+    assert batch.images.count() == 2 and batch.room() == 0
+    settings.MAX_BATCH_IMAGES = 3
+    assert batch.room() == 1
+
+
 def test_upload_without_files_says_which_field_to_use(alice_api):
     response = alice_api.post(reverse("classifier:api:batches"), {}, format="multipart")
     assert response.status_code == 400 and "images" in response.json()["detail"]
@@ -94,12 +106,31 @@ def test_batch_gives_counts_and_images(alice_api, user):
     assert data["counts"] == {"queued": 1, "processing": 0, "done": 1, "failed": 1, "total": 3}
     assert [(image["status"], image["label"]) for image in data["images"]] == [
         ("done", "tabby"), ("failed", None), ("queued", None)]
+    assert data["images_count"] == 3 and data["next"] is None and data["images"][0]["low_confidence"] is False
+
+
+def test_batch_gives_its_images_a_page_at_a_time(alice_api, user):
+    batch = make_batch(user, ["done", "queued", "failed", "queued", "done"])
+    url = reverse("classifier:api:batch", args=[batch.pk])
+    first = alice_api.get(url, {"page_size": 2}).json()
+    assert first["images_count"] == 5 and first["counts"]["total"] == 5
+    assert [image["name"] for image in first["images"]] == ["photo0.jpg", "photo1.jpg"]
+    last = alice_api.get(first["next"]).json()
+    last = alice_api.get(last["next"]).json()
+    assert [image["name"] for image in last["images"]] == ["photo4.jpg"] and last["next"] is None
+    assert "page=2" in last["previous"] and "page_size=2" in last["previous"]
+    assert alice_api.get(url, {"page": 9}).status_code == 404
+    assert alice_api.get(url, {"page_size": 0}).status_code == 400
 
 
 def test_image_gives_predictions_timing_and_a_presigned_url(alice_api, user):
     image = make_batch(user, ["done"]).images.get()
     data = alice_api.get(reverse("classifier:api:image", args=[image.uuid])).json()
-    assert data["predictions"][0] == {"rank": 1, "label": "tabby", "index": 281, "wnid": "n00000281", "score": 0.62}
+    top = data["predictions"][0]
+    assert {key: top[key] for key in ("rank", "label", "index", "wnid", "score", "low_confidence")} == {
+        "rank": 1, "label": "tabby", "index": 281, "wnid": "n00000281", "score": 0.62, "low_confidence": False}
+    assert top["parents"][:3] == ["domestic cat", "cat", "domestic animal"]
+    assert data["predictions"][4]["low_confidence"] is True  # doormat, 1 %
     assert len(data["predictions"]) == 5
     assert set(data["timing"]) >= {"queued_at", "started_at", "finished_at", "total_seconds"}
     assert "X-Amz-Signature" in data["file_url"] and "thumbnail.jpg" in data["thumbnail_url"]
@@ -118,9 +149,11 @@ def test_images_filter_by_status_and_label_and_paginate(alice_api, user, bob):
     url = reverse("classifier:api:images")
     assert alice_api.get(url).json()["count"] == 3
     assert [i["status"] for i in alice_api.get(url, {"status": "failed"}).json()["results"]] == ["failed"]
-    tabby = alice_api.get(url, {"label": "tabb", "page_size": 1}).json()
+    tabby = alice_api.get(url, {"label": "tabby", "page_size": 1}).json()
     assert tabby["count"] == 2 and len(tabby["results"]) == 1 and tabby["next"]
-    assert alice_api.get(url, {"label": "tiger"}).json()["count"] == 0  # only the top label counts
+    assert alice_api.get(url, {"label": "tiger"}).json()["count"] == 2  # "tiger cat", the second label
+    assert alice_api.get(url, {"label": "feline"}).json()["count"] == 2  # a category of the labels
+    assert alice_api.get(url, {"label": "tabb"}).json()["count"] == 0  # whole words
 
 
 def test_an_unknown_status_is_a_400_that_lists_the_choices(alice_api):

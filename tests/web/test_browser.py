@@ -5,8 +5,10 @@ import re
 from pathlib import Path
 
 import pytest
+import requests
 from django.conf import settings
 from django.db import connection
+from rest_framework.authtoken.models import Token
 
 from classifier.models import Image
 from tests import corpus
@@ -188,5 +190,147 @@ def test_expired_thumbnails_are_refreshed_together_and_only_those(
                                "[...document.querySelectorAll('.card.image img')].every((img) => img.naturalWidth > 0)",
                                timeout=15000)
     assert len(failed_once) == 3
-    assert len(status_queries) == 1 and "ids=" in status_queries[0]
-    assert all(str(image.uuid) in status_queries[0] for image in batch.images.all())
+    refreshes = [query for query in status_queries if "ids=" in query]  # a finished batch also polls, slowly
+    assert len(refreshes) == 1
+    assert all(str(image.uuid) in refreshes[0] for image in batch.images.all())
+
+
+def api_upload(base_url, user, batch, files):
+    """Upload into `batch` as a program would, over HTTP (requests escapes quotes in names as browsers do)."""
+    token = Token.objects.get_or_create(user=user)[0].key
+    response = requests.post(f"{base_url}/api/v1/batches/{batch}/images", headers={"Authorization": f"Token {token}"},
+                             files=[("images", (name, data, "image/jpeg")) for name, data in files.items()])
+    assert response.status_code == 201, response.text
+
+
+def test_images_added_after_the_page_loaded_get_cards_and_names_keep_their_quotes(
+    live_server, aws, tmp_path, django_user_model, sync_browser_may_use_the_database,
+):
+    erin = django_user_model.objects.create_user("erin", password=PASSWORD)
+    quoted = tmp_path / 'a "quoted" name.jpg'
+    quoted.write_bytes(photo_jpeg("coffee", max_side=120))
+    with chromium_page(viewport={"width": 1280, "height": 900}) as page:
+        log_in(page, live_server.url, "erin")
+        page.set_input_files("#files", [str(quoted)])  # through the gallery's uploader (FormData)
+        page.click("#upload-button")
+        page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=60_000)
+        assert page.inner_text(".card.image .name") == 'a "quoted" name.jpg'
+        batch = int(page.url.rstrip("/").rsplit("/", 1)[1])
+        page.evaluate("window.notReloaded = true")
+
+        # A second upload into the batch, as a long upload's later parts arrive: the page adds cards.
+        api_upload(live_server.url, erin, batch, {'second "part".jpg': photo_jpeg("rocket", max_side=120),
+                                                  "third.jpg": photo_jpeg("astronaut", max_side=120)})
+        page.wait_for_function("document.querySelectorAll('.card.image').length === 3", timeout=40_000, polling=500)
+        assert page.evaluate("window.notReloaded") is True
+        names = page.locator(".card.image .name").all_inner_texts()
+        assert names == ['a "quoted" name.jpg', 'second "part".jpg', "third.jpg"]  # upload order
+        assert page.inner_text("[data-count=total]") == "3" and page.inner_text("#total") == "3 images"
+    connection.close()
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == [
+        'a "quoted" name.jpg', 'second "part".jpg', "third.jpg"]
+
+
+def test_a_finished_batch_still_shows_images_uploaded_into_it_later(
+    live_server, aws, django_user_model, sync_browser_may_use_the_database,
+):
+    from tests.web.conftest import make_batch
+
+    finn = django_user_model.objects.create_user("finn", password=PASSWORD)
+    batch = make_batch(finn, ["done", "failed"], store=True)
+    with chromium_page() as page:
+        log_in(page, live_server.url, "finn")
+        page.goto(f"{live_server.url}/batches/{batch.pk}/")
+        assert page.inner_text("#live") == "2 of 2 finished, 1 failed"
+        api_upload(live_server.url, finn, batch.pk, {"late.jpg": photo_jpeg("rocket", max_side=120)})
+        page.wait_for_function("document.querySelectorAll('.card.image').length === 3", timeout=60_000, polling=500)
+        assert page.inner_text("#live") == "2 of 3 finished, 1 failed"
+        assert page.locator(".card.image").nth(2).get_attribute("data-status") == "queued"
+    connection.close()
+
+
+def gallery_of(user, count):
+    """A batch of `count` images (a third done with real categories, some unsure, some failed), whose
+    originals and thumbnails are a few stored photos shared between rows."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+    from django.utils import timezone
+
+    from classifier.labels import categories, imagenet_labels
+    from classifier.models import Batch, Prediction
+
+    photos = ["chelsea", "coffee", "rocket", "astronaut"]
+    stored = {name: (default_storage.save(f"images/gallery/{name}.jpg", ContentFile(photo_jpeg(name))),
+                     default_storage.save(f"images/gallery/{name}-thumb.jpg", ContentFile(photo_jpeg(name, 256))))
+              for name in photos}
+    tops = {"chelsea": [281, 282, 285, 287, 728], "coffee": [967, 968, 504, 925, 809],
+            "rocket": [657, 744, 812, 908, 403], "astronaut": [812, 657, 517, 404, 834]}
+    batch = Batch.objects.create(owner=user)
+    now = timezone.now()
+    images = []
+    for n in range(count):
+        name = photos[n % 4]
+        status = "failed" if n % 17 == 5 else "queued" if n % 23 == 7 else "done"
+        images.append(Image(owner=user, batch=batch, original_name=f"{name}-{n:04}.jpg", size=40_000, sha256="0" * 64,
+                            content_type="image/jpeg", width=451, height=300, status=status, file=stored[name][0],
+                            thumbnail=stored[name][1] if status == "done" else "", queued_at=now, worker="w:1",
+                            started_at=now if status != "queued" else None,
+                            finished_at=now if status != "queued" else None, model_name="efficientnet_lite0",
+                            error="The image is truncated or corrupt." if status == "failed" else ""))
+    images = Image.objects.bulk_create(images)
+    scores = [(0.81, 0.1, 0.04, 0.02, 0.01), (0.12, 0.09, 0.08, 0.05, 0.04)]
+    Prediction.objects.bulk_create(
+        Prediction(image=image, rank=rank, class_index=index, wnid=imagenet_labels()[index][0],
+                   label=imagenet_labels()[index][1], score=scores[n % 5 == 0][rank - 1], **categories(index))
+        for n, image in enumerate(images) if image.status == "done"
+        for rank, index in enumerate(tops[image.original_name.split("-")[0]], start=1))
+    return batch
+
+
+def test_a_batch_of_600_images_pages_filters_sorts_and_opens_an_image(
+    live_server, aws, django_user_model, sync_browser_may_use_the_database,
+):
+    gina = django_user_model.objects.create_user("gina", password=PASSWORD)
+    batch = gallery_of(gina, 600)
+    failed = batch.images.filter(status="failed").count()
+    cats = batch.images.filter(status="done", original_name__startswith="chelsea").count()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with chromium_page(viewport={"width": 1280, "height": 900}) as page:
+        log_in(page, live_server.url, "gina")
+        page.goto(f"{live_server.url}/batches/{batch.pk}/")
+        assert page.locator(".card.image").count() == 100
+        assert page.inner_text("#showing") == "Showing 1–100 of 600"
+        page.wait_for_function("[...document.querySelectorAll('.card.image img')].slice(0, 8).every("
+                               "(img) => img.complete && img.naturalWidth > 0)", timeout=30_000)
+        page.locator(".card.image .top5").nth(0).locator("summary").click()
+        page.screenshot(path=ARTIFACTS / "batch-600.png", full_page=True)
+        page.screenshot(path=ARTIFACTS / "batch-600-top.png")
+
+        page.click('a[data-filter="failed"]')
+        page.wait_for_url(re.compile(r".*\?status=failed$"))
+        assert page.locator(".card.image").count() == failed
+        assert set(page.locator(".card.image .badge").all_inner_texts()) == {"Failed"}
+
+        page.click('a[data-filter=""]')
+        page.select_option("#sort", "unsure")  # submits itself
+        page.wait_for_url(re.compile(r".*sort=unsure"))
+        assert page.locator(".card.image .label.unsure").count() == 100  # the guesses come first
+        page.locator('[data-pager] a[data-to="next"]').first.click()
+        page.wait_for_url(re.compile(r".*sort=unsure&page=2"))
+        assert "Page 2 of 6" in page.inner_text("[data-pager]")
+
+        page.goto(f"{live_server.url}/batches/{batch.pk}/")
+        page.locator(".card.image a.thumb").first.click()  # a thumbnail opens the image page
+        page.wait_for_url(re.compile(r".*/images/[0-9a-f-]+/$"))
+        page.wait_for_function("document.getElementById('original').naturalWidth === 451", timeout=30_000)
+        assert page.locator(".predictions li").count() == 5
+        assert "domestic cat › cat" in page.inner_text(".predictions")
+        assert page.locator("#next-image").is_visible() and not page.locator("#previous-image").count()
+        page.screenshot(path=ARTIFACTS / "image-detail.png", full_page=True)
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.querySelector('.image-name').textContent === 'coffee-0001.jpg'")
+        page.screenshot(path=ARTIFACTS / "image-detail-coffee.png", full_page=True)
+        page.goto(f"{live_server.url}/images/?q=cat")
+        assert page.inner_text(".result-count").startswith(f"{cats} images matching “cat”")
+        page.screenshot(path=ARTIFACTS / "search-cat.png")
+    connection.close()

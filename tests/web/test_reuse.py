@@ -2,6 +2,7 @@
 import hashlib
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -93,3 +94,24 @@ def test_the_form_upload_says_how_many_were_reused(alice, user, aws, sent_messag
         response = alice.post(reverse("classifier:upload"), {"files": files}, follow=True)
     assert "1 image(s) queued for classification; 1 already classified, result reused." in response.content.decode()
     assert len(sent_ids(sent_messages)) == 1
+
+
+def test_a_result_whose_thumbnail_is_gone_is_not_reused(alice_api, user, aws, sent_messages,
+                                                        django_capture_on_commit_callbacks):
+    """A local S3 that lost its objects must not make a new upload share a missing thumbnail."""
+    lost = classified_earlier(user)
+    default_storage.delete(lost.thumbnail.name)
+    with django_capture_on_commit_callbacks(execute=True):
+        [summary] = upload(alice_api, "again.jpg").json()["images"]
+    assert summary["status"] == "queued" and len(sent_ids(sent_messages)) == 1
+    assert Image.objects.get(uuid=summary["id"]).reused_from is None
+
+
+def test_the_reused_result_carries_the_categories(alice_api, user, aws, sent_messages,
+                                                  django_capture_on_commit_callbacks):
+    classified_earlier(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        [summary] = upload(alice_api, "again.jpg").json()["images"]
+    again = Image.objects.get(uuid=summary["id"])
+    assert again.predictions.get(rank=1).parents[:2] == ["domestic cat", "cat"]
+    assert list(Image.objects.search_label("cat").filter(pk=again.pk)) == [again]

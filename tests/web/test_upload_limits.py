@@ -204,3 +204,15 @@ def test_the_form_upload_is_throttled_per_user(alice, bob, settings, aws):
     bobs_browser.force_login(bob)
     assert form_upload(bobs_browser, [jpeg()]) == []
     assert Image.objects.count() == 2
+
+
+def test_a_batch_takes_at_most_max_batch_images(alice_api, user, aws, settings, sent_messages):
+    settings.MAX_BATCH_IMAGES = 3
+    response = api_upload(alice_api, [jpeg(f"{n}.jpg", side=40 + n) for n in range(5)])
+    assert response.status_code == 201 and len(response.json()["images"]) == 3
+    assert {code for code, _ in refusals(response).values()} == {"batch_full"}
+
+    more = alice_api.post(reverse("classifier:api:batch-images", args=[response.json()["id"]]),
+                          {"images": [jpeg("late.jpg", side=50)]}, format="multipart")
+    assert more.status_code == 413 and "at most 3 images per batch" in more.json()["detail"]
+    assert Batch.objects.get().images.count() == 3

@@ -1,18 +1,28 @@
-"""Run the whole system on this machine: local AWS, web server and the worker fleet."""
+"""Run the whole system on this machine: local AWS, web server and the worker fleet.
+
+State survives a restart: the database is in var/, the local S3's objects are kept in
+var/local-aws/ (deploy.local), the local login keeps its password (and the browser its session).
+"""
 import os
 import secrets
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
-from deploy.local import start_moto
+from classifier.models import FINAL_STATUSES, Image
+from classifier.pipeline import MISSING
+from classifier.tasks import requeue
+from deploy.local import port_taken, start_moto
 from deploy.provision import provision
+from imgsite.aws import client
 from imgsite.processes import start_process, stop_process, wait_for_port
 
 LOCAL_USER = "demo"
@@ -29,12 +39,53 @@ def local_password():
 
 
 def ensure_local_user():
+    """The local login, with the password from var/. Its hash is only rewritten when the password
+    does not match: a new hash would sign every browser out (sessions carry a hash of it)."""
     password = local_password()
-    user, _ = get_user_model().objects.get_or_create(username=LOCAL_USER, defaults={"is_staff": True})
-    user.is_staff = user.is_superuser = True
-    user.set_password(password)
-    user.save()
+    user, _ = get_user_model().objects.get_or_create(username=LOCAL_USER)
+    if not (user.is_staff and user.is_superuser and user.is_active and user.check_password(password)):
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.set_password(password)
+        user.save()
     return LOCAL_USER, password
+
+
+def busy_port_message(port, what, variable, example):
+    return (f"Port {port} is already in use by another program, and {what} needs it. Stop that program, "
+            f"or choose another port: {variable}={example} make run")
+
+
+def stored_names(bucket):
+    """Every object key in the bucket."""
+    pages = client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+@dataclass
+class Reconciled:
+    requeued: int = 0
+    missing: int = 0
+    thumbnails_missing: int = 0
+
+
+def reconcile_images(stored):
+    """After the local AWS restarts, make every row true again. Images that were waiting lost
+    their SQS messages (the local queue starts empty): they are queued again. An image whose
+    original is not among the `stored` names fails with the missing-file reason; a thumbnail
+    that is not stored is forgotten (the card shows no preview, not a broken one, and reuse by
+    content cannot share it). Returns what changed."""
+    report = Reconciled()
+    rows = list(Image.objects.values_list("pk", "file", "thumbnail", "status"))
+    lost = {pk for pk, file, _, _ in rows if file not in stored}
+    with transaction.atomic():
+        report.missing = Image.objects.filter(pk__in=lost).update(
+            status=Image.Status.FAILED, error_code=MISSING[0], error=MISSING[1], thumbnail="")
+        report.thumbnails_missing = Image.objects.filter(
+            pk__in=[pk for pk, _, thumbnail, _ in rows if thumbnail and thumbnail not in stored and pk not in lost]
+        ).update(thumbnail="")
+    waiting = [pk for pk, _, _, status in rows if status not in FINAL_STATUSES and pk not in lost]
+    report.requeued = requeue(waiting) if waiting else 0
+    return report
 
 
 class Command(BaseCommand):
@@ -48,6 +99,14 @@ class Command(BaseCommand):
         endpoint = urlsplit(settings.AWS_ENDPOINT_URL or "")
         if endpoint.hostname not in ("127.0.0.1", "localhost"):
             raise CommandError("runlocal needs AWS_ENDPOINT_URL on this machine, e.g. http://127.0.0.1:5000")
+        # Before anything starts: a busy port would otherwise answer for us (another program's moto
+        # or web server), and the banner would lie.
+        if port_taken("127.0.0.1", port):
+            raise CommandError(busy_port_message(port, "the web server", "PORT", port + 1))
+        if port_taken(endpoint.hostname, endpoint.port):
+            raise CommandError(busy_port_message(endpoint.port, "the local AWS (moto)", "MOTO_PORT", endpoint.port + 1)
+                               + f" (running manage.py runlocal yourself: AWS_ENDPOINT_URL=http://127.0.0.1:"
+                               f"{endpoint.port + 1})")
         self.stopping = False
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
@@ -64,11 +123,13 @@ class Command(BaseCommand):
         self.stopping = True
 
     def start_everything(self, port, max_workers):
-        self.children.append(("moto", start_moto(settings.AWS_ENDPOINT_URL, log_path=self.logs / "moto.log")))
+        self.children.append(("moto", start_moto(settings.AWS_ENDPOINT_URL, log_path=self.logs / "moto.log",
+                                                 state_dir=settings.VAR_DIR / "local-aws")))
         call_command("migrate", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         for change in provision():
             self.stdout.write(f"provision: {change}")
+        self.report(reconcile_images(stored_names(settings.IMAGE_BUCKET)))
         username, password = ensure_local_user()
         # The production config (preloaded, log format, no control socket shared with another run), smaller.
         config = str(settings.BASE_DIR / "imgsite" / "gunicorn.conf.py")
@@ -82,6 +143,19 @@ class Command(BaseCommand):
             f"imgsite is running at http://127.0.0.1:{port}/  (log in as {username} / {password})\n"
             f"logs: {self.logs}   stop: Ctrl-C"
         ))
+
+    def report(self, reconciled):
+        if reconciled.requeued:
+            self.stdout.write(f"{reconciled.requeued} image(s) were waiting when imgsite last stopped: queued again.")
+        if reconciled.missing:
+            self.stdout.write(self.style.WARNING(
+                f"{reconciled.missing} image(s) had lost their stored file (local storage in "
+                f"{settings.VAR_DIR / 'local-aws'} was removed, or predates it): marked failed; delete them, "
+                "or upload them again."))
+        if reconciled.thumbnails_missing:
+            self.stdout.write(self.style.WARNING(
+                f"{reconciled.thumbnails_missing} thumbnail(s) were missing from local storage: those images show "
+                "no preview."))
 
     def start_child(self, name, argv):
         process = start_process(argv, env=os.environ.copy(), log_path=self.logs / f"{name}.log")
