@@ -18,13 +18,13 @@ from scaling.models import WorkerNode
 
 
 def worker_argv(node):
-    """One worker process per node, the model loaded once, running two tasks in threads: while
+    """One worker process per node, the model loaded once, running WORKER_CONCURRENCY (2) tasks in threads: while
     one task's images are in the model (one call at a time), the other's are fetched, decoded
     or stored, so the model does not wait for a group's first images or the previous group's
     database writes."""
     return [
         sys.executable, "-m", "celery", "-A", "imgsite", "worker",
-        "--pool=threads", "--concurrency=2", "--loglevel=INFO",
+        "--pool=threads", f"--concurrency={settings.WORKER_CONCURRENCY}", "--loglevel=INFO",
         "-Q", settings.CLASSIFY_QUEUE, "-n", f"{node}@%h",
         "--without-heartbeat", "--without-gossip", "--without-mingle",
     ]
