@@ -1,7 +1,12 @@
-"""The simulator and `manage.py simulate_scaling`. The policy is configured as the real loop
-would be for the simulated cloud (policy_for), never from the local AUTOSCALE_* settings."""
+"""The simulator, the trace family and the sweep, and `manage.py simulate_scaling`.
+
+Every trace in scaling/traces/ is judged in every swept cloud (boot time × seconds per image
+× interval, scaling.simulate.SWEEP) against the seed controller. The policy is configured as
+the real loop would be for that cloud (policy_for), never from the local AUTOSCALE_* settings.
+"""
 
 import json
+from functools import cache
 from io import StringIO
 from pathlib import Path
 
@@ -10,25 +15,98 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from scaling import autoscaler
+from scaling.family import FAMILY
+from scaling.management.commands.simulate_scaling import README_BLOCK, family_report
 from scaling.simulate import (
-    HAND_MADE,
     RESULT_KEYS,
     Simulation,
     SimulationSettings,
     cold_start_floor,
+    load_family,
     load_trace,
     nodes_to_retire,
     simulate,
     split,
+    sweep_cells,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACES = ROOT / "scaling" / "traces"
 
 
+@cache
 def traces():
-    return {name: load_trace(TRACES / f"{name}.csv") for name in HAND_MADE}
+    return load_family(TRACES)
 
+
+@cache
+def cells():
+    return sweep_cells(traces())
+
+
+def cell_id(name, sim):
+    return f"{name} boot {sim.boot_seconds:g} s, {sim.seconds_per_image:g} s/image, interval {sim.interval:g} s"
+
+
+def test_the_family_in_scaling_traces_is_what_its_seeds_generate():
+    for name, generate in FAMILY.items():
+        stored = load_trace(TRACES / f"{name}.csv")
+        assert stored == sorted(generate()), name
+    assert {"diurnal", "ramp", "periodic", "spike5000", "heavy", "pauses"} <= set(traces())
+    assert sum(images for _, images in traces()["spike5000"]) == 5000
+
+
+def test_the_sweep_covers_every_trace_in_every_cloud():
+    clouds = {(sim.boot_seconds, sim.seconds_per_image, sim.interval) for _, sim, _, _ in cells()}
+    assert len(clouds) == 27 and len(cells()) == 27 * len(traces())
+    assert {b for b, _, _ in clouds} == {30, 90, 180} and {t for _, _, t in clouds} == {10, 30, 60}
+
+
+def test_imgsite_never_interrupts_a_task_and_finishes_every_image():
+    bad = [cell_id(name, sim) for name, sim, ours, _ in cells() if ours["interrupted"] or ours["unfinished"]]
+    assert not bad
+
+
+def test_imgsite_waits_no_longer_than_the_seed_at_the_95th_percentile():
+    bad = [(cell_id(name, sim), ours["wait_p95"], seed["wait_p95"])
+           for name, sim, ours, seed in cells() if ours["wait_p95"] > seed["wait_p95"]]
+    assert not bad
+
+
+def test_imgsite_costs_no_more_than_the_seed_unless_it_buys_shorter_waits():
+    # With a 60 s interval the seed stops over-launching; on a one-off spike or bursts that
+    # recur every 150 s its fewer nodes then cost less but leave images waiting longer.
+    bad = [(cell_id(name, sim), ours, seed) for name, sim, ours, seed in cells()
+           if ours["instance_minutes"] > seed["instance_minutes"] and ours["wait_mean"] >= seed["wait_mean"]]
+    assert not bad
+    dearer = [cell_id(name, sim) for name, sim, ours, seed in cells()
+              if ours["instance_minutes"] > seed["instance_minutes"]]
+    assert len(dearer) <= len(cells()) // 25, dearer
+
+
+def test_imgsite_costs_less_than_the_seed_over_the_family_in_every_cloud():
+    totals = {}
+    for _, sim, ours, seed in cells():
+        mine, theirs = totals.get(sim, (0.0, 0.0))
+        totals[sim] = (mine + ours["instance_minutes"], theirs + seed["instance_minutes"])
+    assert all(mine < theirs for mine, theirs in totals.values())
+
+
+def test_every_result_gives_cost_over_the_cold_start_floor():
+    for _, _, ours, _ in cells():
+        assert ours["floor_minutes"] > 0
+        assert ours["cost_per_floor"] == pytest.approx(ours["instance_minutes"] / ours["floor_minutes"], rel=0.05)
+
+
+def test_the_readme_table_is_the_one_the_command_writes():
+    block = README_BLOCK.search((ROOT / "README.md").read_text())
+    assert block, "README.md has lost its simulate_scaling block"
+    generated = family_report(traces(), cells())
+    assert block.group(0) == block.group(1) + generated + "<!-- simulate_scaling --family: end -->", (
+        "README.md is stale: run `manage.py simulate_scaling --family --readme README.md`")
+
+
+# -- The world the simulator models --
 
 def test_an_upload_becomes_messages_of_up_to_images_per_message():
     assert split(40, 16) == [16, 16, 8]
@@ -68,6 +146,22 @@ def test_the_cold_start_floor_is_the_work_plus_a_boot_per_node():
 
 def test_the_simulator_retires_with_the_real_actors_choice():
     assert nodes_to_retire is autoscaler.nodes_to_retire
+
+
+def test_periodic_small_bursts_keep_one_node_instead_of_thrashing():
+    run = Simulation(traces()["periodic"])
+    result = run.run()
+    first, second, *rest = sorted(run.messages, key=lambda m: m.arrived)
+    # One upload is no pattern: the first two find the fleet cold; from then on the node stays.
+    assert min(first.started - first.arrived, second.started - second.arrived) > 60
+    assert max(m.started - m.arrived for m in rest) < 1
+    assert result["launches"] == 2 and result["max_fleet"] == 1
+
+
+def test_nothing_is_launched_for_backlog_running_nodes_finish_before_a_boot():
+    for name in ("bursty", "steady", "pauses"):
+        assert simulate(traces()[name])["unused_launches"] == 0, name
+    assert simulate(traces()["bursty"], "seed")["unused_launches"] > 1000
 
 
 def test_after_a_burst_drains_at_most_one_warm_node_stays():
@@ -137,6 +231,19 @@ def test_command_can_use_the_autoscale_settings():
                  "--json", stdout=out)
     (row,) = [json.loads(line) for line in out.getvalue().splitlines()]
     assert row["max_fleet"] == 2
+
+
+def test_command_rewrites_only_the_readme_block(tmp_path, monkeypatch):
+    monkeypatch.setattr("scaling.management.commands.simulate_scaling.family_report", lambda traces: "TABLE\n")
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- simulate_scaling --family: begin -->\nold\n<!-- simulate_scaling --family: end -->\n"
+                      "outro\n")
+    call_command("simulate_scaling", "--family", "--readme", str(readme), stdout=StringIO())
+    assert readme.read_text() == ("intro\n<!-- simulate_scaling --family: begin -->\nTABLE\n"
+                                  "<!-- simulate_scaling --family: end -->\noutro\n")
+    readme.write_text("no block")
+    with pytest.raises(CommandError, match="has no"):
+        call_command("simulate_scaling", "--family", "--readme", str(readme), stdout=StringIO())
 
 
 def test_command_refuses_a_missing_trace(tmp_path):
