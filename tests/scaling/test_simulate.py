@@ -233,6 +233,14 @@ def test_command_can_use_the_autoscale_settings():
     assert row["max_fleet"] == 2
 
 
+def test_command_draws_each_policy(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "idle.png"
+    call_command("simulate_scaling", str(TRACES / "idle.csv"), "--plot", str(path), stdout=StringIO(),
+                 stderr=StringIO())
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
 def test_command_rewrites_only_the_readme_block(tmp_path, monkeypatch):
     monkeypatch.setattr("scaling.management.commands.simulate_scaling.family_report", lambda traces: "TABLE\n")
     readme = tmp_path / "README.md"
