@@ -279,6 +279,8 @@ def optional_seconds(name):
 
 AUTOSCALE_IDLE_HOLD_SECONDS = optional_seconds("AUTOSCALE_IDLE_HOLD_SECONDS")
 AUTOSCALE_RECURRENCE_SECONDS = optional_seconds("AUTOSCALE_RECURRENCE_SECONDS")
+# One autoscaler at a time: a copy holds a lease row this long, renewed on every pass.
+AUTOSCALE_LEASE_SECONDS = envfloat("AUTOSCALE_LEASE_SECONDS", 120)
 # Tasks a worker runs at once (its Celery concurrency): the messages a node takes at a time.
 WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 2)
 # A node that is still busy this long after it was asked to drain is retired anyway;
@@ -294,6 +296,9 @@ if min(AUTOSCALE_INTERVAL, AUTOSCALE_BUSY_INTERVAL, AUTOSCALE_BOOT_SECONDS, AUTO
                                "AUTOSCALE_RATE_WINDOW must be positive")
 if AUTOSCALE_ACCEPTABLE_LATENCY < 0 or AUTOSCALE_SURGE < 0:
     raise ImproperlyConfigured("AUTOSCALE_ACCEPTABLE_LATENCY and AUTOSCALE_SURGE cannot be negative")
+if AUTOSCALE_LEASE_SECONDS <= AUTOSCALE_INTERVAL:
+    raise ImproperlyConfigured("AUTOSCALE_LEASE_SECONDS must be longer than AUTOSCALE_INTERVAL, or a "
+                               "second autoscaler takes over between two passes")
 WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_STALE_SECONDS = envfloat("WORKER_STALE_SECONDS", 60)
 FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers")

@@ -1,7 +1,7 @@
 """What the autoscaler knows from the database: worker heartbeats and its own decisions."""
 from datetime import timedelta
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
@@ -136,3 +136,38 @@ class ScalingEvent(models.Model):
         self.repeats += 1
         self.last_seen_at = at
         type(self).objects.filter(pk=self.pk).update(repeats=models.F("repeats") + 1, last_seen_at=at)
+
+
+class Lease(models.Model):
+    """One autoscaler at a time: the copy whose lease has not expired acts; others wait.
+
+    Claimed with a conditional UPDATE (the row is free, expired or already ours), which works
+    the same on SQLite and PostgreSQL."""
+
+    name = models.CharField(max_length=50, unique=True, help_text="What the lease guards, e.g. autoscaler.")
+    holder = models.CharField(max_length=200, blank=True, help_text="host:pid of the copy holding it.")
+    expires_at = models.DateTimeField(default=timezone.now, help_text="When it is free unless renewed.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name}: {self.holder or 'free'} until {self.expires_at:%H:%M:%S}"
+
+    @classmethod
+    def claim(cls, name, holder, now, seconds):
+        """Take or renew the lease; returns None on success, or the lease another copy holds."""
+        free = models.Q(holder=holder) | models.Q(holder="") | models.Q(expires_at__lt=now)
+        until = now + timedelta(seconds=seconds)
+        if cls.objects.filter(free, name=name).update(holder=holder, expires_at=until):
+            return None
+        try:
+            with transaction.atomic():
+                cls.objects.create(name=name, holder=holder, expires_at=until)
+            return None
+        except IntegrityError:  # it exists and another copy holds it
+            return cls.objects.filter(name=name).first()
+
+    @classmethod
+    def release(cls, name, holder):
+        cls.objects.filter(name=name, holder=holder).update(holder="", expires_at=timezone.now())

@@ -1,6 +1,7 @@
 """The autoscale loop under faults: each is logged and recorded, the loop goes on (with backoff),
 and the pass after it scales as usual; and only one copy scales at a time."""
 import logging
+from datetime import timedelta
 
 import boto3
 import pytest
@@ -13,7 +14,7 @@ from django.utils import timezone
 from scaling.fleets import RUNNING, Node
 from scaling.fleets.ec2 import Ec2Fleet
 from scaling.management.commands import autoscale
-from scaling.models import ScalingEvent
+from scaling.models import Lease, ScalingEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the loop calls close_old_connections()
 
@@ -100,6 +101,31 @@ def test_once_exits_zero_after_a_good_pass(monkeypatch, aws, empty_queues):
     monkeypatch.setattr(autoscale, "sweep", lambda: None)
     call_command("autoscale", "--once", "--backend", "local")
     assert not ScalingEvent.objects.get().error
+    assert Lease.objects.get().holder == ""  # released on exit
+
+
+def test_a_second_copy_waits_for_the_lease(monkeypatch, aws, empty_queues, caplog):
+    Lease.objects.create(name="autoscaler", holder="other-host:42", expires_at=timezone.now() + timedelta(minutes=5))
+    fleet = FakeFleet()
+    with caplog.at_level(logging.WARNING):
+        sleeps = run_loop(monkeypatch, fleet, passes=2)
+
+    assert "another autoscaler (other-host:42) holds the lease" in caplog.text
+    assert sleeps == [10, 10] and not ScalingEvent.objects.exists() and fleet.launched == 0
+    with pytest.raises(CommandError, match="other-host:42"):
+        run_loop(monkeypatch, fleet, passes=1, once=True)
+
+
+def test_an_expired_lease_is_taken_over(monkeypatch, aws, empty_queues):
+    Lease.objects.create(name="autoscaler", holder="crashed:1", expires_at=timezone.now() - timedelta(seconds=1))
+    run_loop(monkeypatch, FakeFleet(), passes=1, once=True)
+    assert ScalingEvent.objects.count() == 1
+
+
+def test_a_dry_run_needs_no_lease(monkeypatch, aws, empty_queues):
+    Lease.objects.create(name="autoscaler", holder="other-host:42", expires_at=timezone.now() + timedelta(minutes=5))
+    run_loop(monkeypatch, FakeFleet(), passes=1, once=True, dry_run=True)
+    assert ScalingEvent.objects.get().dry_run
 
 
 def test_it_survives_the_database_being_unreachable_for_a_pass(monkeypatch, aws, empty_queues, caplog):

@@ -1,14 +1,37 @@
-"""The autoscaler's rows: folded ScalingEvents and what a restart remembers."""
+"""The autoscaler's rows: the lease that lets one copy scale at a time, and folded ScalingEvents."""
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from scaling.models import ScalingEvent
+from scaling.models import Lease, ScalingEvent
 
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
+
+
+def test_the_first_copy_takes_the_lease_and_renews_it():
+    assert Lease.claim("autoscaler", "a:1", NOW, 60) is None
+    assert Lease.claim("autoscaler", "a:1", NOW + timedelta(seconds=30), 60) is None
+    assert Lease.objects.get().expires_at == NOW + timedelta(seconds=90)
+
+
+def test_a_second_copy_is_told_who_holds_it_until_it_expires():
+    Lease.claim("autoscaler", "a:1", NOW, 60)
+    held = Lease.claim("autoscaler", "b:2", NOW + timedelta(seconds=59), 60)
+    assert held.holder == "a:1"
+    assert Lease.claim("autoscaler", "b:2", NOW + timedelta(seconds=61), 60) is None
+    assert Lease.objects.get().holder == "b:2"
+    assert Lease.claim("autoscaler", "a:1", NOW + timedelta(seconds=62), 60).holder == "b:2"
+
+
+def test_a_released_lease_is_free_at_once():
+    Lease.claim("autoscaler", "a:1", NOW, 60)
+    Lease.release("autoscaler", "b:2")  # not the holder: nothing happens
+    assert Lease.claim("autoscaler", "b:2", NOW, 60).holder == "a:1"
+    Lease.release("autoscaler", "a:1")
+    assert Lease.claim("autoscaler", "b:2", NOW, 60) is None
 
 
 def event(**fields):

@@ -1,6 +1,8 @@
 """manage.py autoscale: grow and shrink the worker fleet from the queue's depth."""
 import logging
+import os
 import signal
+import socket
 import time
 import traceback
 
@@ -12,9 +14,12 @@ from django.utils import timezone
 from classifier.sweeper import sweep
 from scaling.autoscaler import history_from_events, policy_settings, record_failure, run_pass
 from scaling.fleets import get_fleet
+from scaling.models import Lease
 from scaling.policy import Controller
 
 log = logging.getLogger("scaling.autoscale")
+
+LEASE = "autoscaler"
 
 
 class Command(BaseCommand):
@@ -32,35 +37,66 @@ class Command(BaseCommand):
                             help="Drain and stop every node on exit (the local run uses this).")
 
     def handle(self, *args, backend, min_nodes, max_nodes, interval, once, dry_run, retire_on_exit, **options):
+        if interval >= settings.AUTOSCALE_LEASE_SECONDS:
+            raise CommandError(f"--interval {interval:g} must be shorter than AUTOSCALE_LEASE_SECONDS "
+                               f"({settings.AUTOSCALE_LEASE_SECONDS:g}), or another copy takes over between passes")
         self.stopping = False
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self.leased = self.waiting = False
         fleet = get_fleet(backend, max_nodes)
         policy = policy_settings(min_nodes, max_nodes, interval)
         started = timezone.now()
         controller = Controller(policy, history_from_events(started, policy))
         failures = 0
-        while not self.stopping:
-            close_old_connections()
-            now = timezone.now()
-            try:
-                _, next_at = run_pass(fleet, backend, controller, now, dry_run, started, settings.AUTOSCALE_SURGE)
-                failures = 0
-                pause = (next_at - timezone.now()).total_seconds()
-            except Exception as exc:
-                failures += 1
-                log.exception("autoscaler pass failed (%d in a row); trying again", failures)
-                self.record_failure(backend, now, dry_run)
-                pause = min(interval * 2 ** min(failures, 4), 300)
+        try:
+            while not self.stopping:
+                close_old_connections()
+                now = timezone.now()
+                try:
+                    if not dry_run and not self.claim(now, once):
+                        self.sleep(interval)
+                        continue
+                    _, next_at = run_pass(fleet, backend, controller, now, dry_run, started, settings.AUTOSCALE_SURGE)
+                    failures = 0
+                    pause = (next_at - timezone.now()).total_seconds()
+                except CommandError:
+                    raise
+                except Exception as exc:
+                    failures += 1
+                    log.exception("autoscaler pass failed (%d in a row); trying again", failures)
+                    self.record_failure(backend, now, dry_run)
+                    pause = min(interval * 2 ** min(failures, 4), 300)
+                    if once:
+                        self.sweep(dry_run)
+                        raise CommandError(f"the autoscaler pass failed: {exc}") from exc
+                self.sweep(dry_run)
                 if once:
-                    self.sweep(dry_run)
-                    raise CommandError(f"the autoscaler pass failed: {exc}") from exc
-            self.sweep(dry_run)
-            if once:
-                break
-            self.sleep(pause)
-        if retire_on_exit and not dry_run:
-            self.retire_all(fleet)
+                    break
+                self.sleep(pause)
+            if retire_on_exit and not dry_run and self.leased:
+                self.retire_all(fleet)
+        finally:
+            if self.leased:
+                Lease.release(LEASE, self.holder)
+
+    def claim(self, now, once):
+        """Take or renew the lease; another copy holding it makes this one wait (or, with --once, exit)."""
+        held = Lease.claim(LEASE, self.holder, now, settings.AUTOSCALE_LEASE_SECONDS)
+        if held is None:
+            if not self.leased:
+                log.info("autoscaler lease taken by %s", self.holder)
+            self.leased = True
+            return True
+        message = (f"another autoscaler ({held.holder}) holds the lease until {held.expires_at:%H:%M:%S}; "
+                   f"only one may scale the fleet")
+        if once:
+            raise CommandError(message)
+        if self.leased or not self.waiting:
+            log.warning("%s: waiting", message)
+        self.leased, self.waiting = False, True
+        return False
 
     @staticmethod
     def record_failure(backend, now, dry_run):
