@@ -4,30 +4,45 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import admin
+from django.db.models import Q
 from django.utils import timezone
 
 from classifier.admin import ReadOnlyAdmin
 from classifier.models import Image
-from scaling.models import ScalingEvent, WorkerNode
-from scaling.queue import depth_in_images, queue_depth
+from scaling.autoscaler import busy_nodes
+from scaling.chart import fleet_chart
+from scaling.models import Lease, ScalingEvent, WorkerNode
+from scaling.queue import queue_depth
 
 log = logging.getLogger(__name__)
 
 
+CHART_HOURS = 3
+CHART_FIELDS = ("created_at", "last_seen_at", "repeats", "error", "visible", "in_flight", "delayed", "open_images",
+                "booting", "running", "draining", "target")
+
+
 def fleet_overview(now):
-    """The numbers the autoscaler decides on; the queue depth is read live from SQS."""
-    overview = {"open_images": Image.objects.open_count(), "seconds_per_image": None, "depth": None, "error": ""}
+    """The numbers the autoscaler decides on (the queue depth read live from SQS), and a chart
+    of its recent passes."""
+    overview = {"open_images": Image.objects.open_count(), "seconds_per_image": None, "depth": None, "error": "",
+                "images_per_message": settings.IMAGES_PER_MESSAGE, "slots": settings.WORKER_CONCURRENCY}
     try:
-        overview["depth"] = depth_in_images(queue_depth(), overview["open_images"])
+        overview["depth"] = queue_depth()
     except Exception as exc:  # the page must still render when SQS is unreachable
         log.warning("queue depth unavailable: %s", exc)
         overview["error"] = f"Queue depth unavailable: {exc}"
     overview["seconds_per_image"] = Image.objects.recent_seconds_per_image(now)
     overview["alive"] = WorkerNode.objects.alive(now, settings.WORKER_STALE_SECONDS).filter(
         stopped_at__isnull=True).count()
-    overview["busy"] = len(WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS))
+    overview["busy"] = len(busy_nodes(now))
     overview["events"] = list(ScalingEvent.objects.all()[:10])
+    since = now - timedelta(hours=CHART_HOURS)
+    recent = ScalingEvent.objects.filter(dry_run=False).filter(
+        Q(created_at__gte=since) | Q(last_seen_at__gte=since)).only(*CHART_FIELDS)
+    overview["chart"], overview["chart_hours"] = fleet_chart(recent, now, CHART_HOURS), CHART_HOURS
     return overview
+
 
 
 @admin.register(WorkerNode)
@@ -52,14 +67,34 @@ class WorkerNodeAdmin(ReadOnlyAdmin):
         return super().changelist_view(request, extra_context=extra_context)
 
 
+class FailedFilter(admin.SimpleListFilter):
+    title = "outcome"
+    parameter_name = "failed"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Failed"), ("no", "Succeeded")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.exclude(error="")
+        if self.value() == "no":
+            return queryset.filter(error="")
+        return queryset
+
+
 @admin.register(ScalingEvent)
 class ScalingEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "backend", "visible", "in_flight", "booting", "running", "draining", "busy",
-                    "target", "action", "reason", "dry_run", "failed"]
-    list_filter = ["backend", "dry_run", "created_at"]
+    list_display = ["created_at", "repeats", "last_seen_at", "backend", "visible", "in_flight", "booting", "running",
+                    "draining", "busy", "target", "action", "reason", "dry_run", "failed"]
+    list_filter = [FailedFilter, "backend", "dry_run", "created_at"]
     search_fields = ["reason", "action", "error"]
     date_hierarchy = "created_at"
 
-    @admin.display(description="Error", boolean=True)
+    @admin.display(description="Failed", boolean=True)
     def failed(self, event):
         return bool(event.error)
+
+
+@admin.register(Lease)
+class LeaseAdmin(ReadOnlyAdmin):
+    list_display = ["name", "holder", "expires_at"]
