@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from classifier.admin import ReadOnlyAdmin
 from classifier.models import Image
-from scaling.autoscaler import busy_nodes
 from scaling.chart import fleet_chart
+from scaling.fleets import busy_nodes
 from scaling.models import Lease, ScalingEvent, WorkerNode
 from scaling.queue import queue_depth
 

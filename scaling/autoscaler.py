@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db.models import Count, Max
 
 from classifier.models import Image
-from scaling.fleets import BOOTING, DRAINING, RUNNING
+from scaling.fleets import BOOTING, DRAINING, RUNNING, busy_nodes
 from scaling.models import ScalingEvent, WorkerNode
 from scaling.policy import (
     Controller,
@@ -50,11 +50,6 @@ def policy_settings(min_nodes=None, max_nodes=None, interval=None):
         idle_hold_seconds=settings.AUTOSCALE_IDLE_HOLD_SECONDS,
         recurrence_seconds=settings.AUTOSCALE_RECURRENCE_SECONDS,
     )
-
-
-def busy_nodes(now):
-    """The names of the nodes running a task right now: the one place that knows how."""
-    return WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS)
 
 
 def recent_arrivals(now, window):

@@ -6,6 +6,8 @@ and only a drained node, or one that hangs past the drain timeout, is terminated
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+
 from scaling.models import WorkerNode
 
 BOOTING = "booting"
@@ -19,6 +21,11 @@ class Node:
     state: str
     launched_at: datetime
     draining_since: datetime | None = None
+
+
+def busy_nodes(now):
+    """The names of the nodes running a task right now: the one place that knows how."""
+    return WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS)
 
 
 def worker_rows(node_ids):

@@ -14,9 +14,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from imgsite.aws import client
-from scaling.fleets import BOOTING, DRAINING, Node, worker_rows, worker_state
+from scaling.fleets import BOOTING, DRAINING, Node, busy_nodes, worker_rows, worker_state
 from scaling.fleets.ec2 import Ec2Fleet, draining_since
-from scaling.models import WorkerNode
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ class AsgFleet(Ec2Fleet):
         """The group's nodes; also protects the busy ones from the group's own scale-in."""
         now = now or timezone.now()
         instances = self.instances()
-        self.protect(WorkerNode.objects.busy_names(now, settings.WORKER_STALE_SECONDS), instances)
+        self.protect(busy_nodes(now), instances)
         rows = worker_rows(instance["InstanceId"] for instance in instances)
         return sorted((self.node(instance, rows) for instance in instances), key=lambda node: node.id)
 
