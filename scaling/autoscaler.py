@@ -15,8 +15,8 @@ from django.conf import settings
 from django.db.models import Count, Max
 
 from classifier.models import Image
-from scaling.fleets import BOOTING, DRAINING, RUNNING, busy_nodes
-from scaling.models import ScalingEvent, WorkerNode
+from scaling.fleets import BOOTING, DRAINING, RUNNING, busy_nodes, worker_rows
+from scaling.models import ScalingEvent
 from scaling.policy import (
     Controller,
     PolicySettings,
@@ -91,7 +91,7 @@ def observe(fleet, now, policy):
     busy = busy_nodes(now) & {node.id for node in capacity}
     arrived, last_arrival = recent_arrivals(now, policy.rate_window_seconds)
     last_finished = Image.objects.aggregate(last=Max("finished_at"))["last"]
-    rows = WorkerNode.objects.in_bulk([node.id for node in nodes], field_name="name")
+    rows = worker_rows(node.id for node in nodes)
     reading = Reading(
         visible=depth["visible"], in_flight=depth["in_flight"], delayed=depth["delayed"],
         open_images=Image.objects.open_count(),

@@ -1,4 +1,4 @@
-"""A family of upload traces, generated from seeds, to judge scaling policies on.
+"""A family of upload traces, generated from seeds, and the sweep of clouds it is judged in.
 
 Pure Python. Each generator returns sorted (seconds, images) pairs; the same
 seed always gives the same trace, and `manage.py simulate_scaling --write-family`
@@ -16,8 +16,12 @@ stresses one thing:
   timeout, the rate window), where an off-by-one window costs most.
 """
 
+import itertools
 import math
 import random
+from pathlib import Path
+
+from scaling.simulate import SimulationSettings, load_trace, simulate
 
 HOURS = 3600.0
 
@@ -105,3 +109,25 @@ FAMILY = {
     "heavy": heavy,
     "pauses": pauses,
 }
+
+
+HAND_MADE = ("steady", "bursty", "spike", "idle")
+# The clouds every trace is judged in, beside the default one.
+SWEEP = {"boot_seconds": (30.0, 90.0, 180.0), "seconds_per_image": (0.05, 0.5, 2.0), "interval": (10.0, 30.0, 60.0)}
+
+
+def load_family(directory) -> dict[str, list[tuple[float, int]]]:
+    """The traces judged on: the hand-made ones, then the generated ones."""
+    return {name: load_trace(Path(directory) / f"{name}.csv") for name in [*HAND_MADE, *FAMILY]}
+
+
+def sweep_settings() -> list[SimulationSettings]:
+    """Every combination of the swept boot times, seconds per image and intervals."""
+    return [SimulationSettings(boot_seconds=boot, seconds_per_image=seconds, interval=interval)
+            for boot, seconds, interval in itertools.product(*SWEEP.values())]
+
+
+def sweep_cells(traces) -> list[tuple[str, SimulationSettings, dict, dict]]:
+    """(trace name, cloud, imgsite's result, the seed's result) for every trace in every swept cloud."""
+    return [(name, sim, simulate(trace, "imgsite", sim=sim), simulate(trace, "seed", sim=sim))
+            for sim in sweep_settings() for name, trace in traces.items()]

@@ -23,7 +23,6 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scaling.family import FAMILY
 from scaling.policy import (
     BOOTING,
     DRAINING,
@@ -43,10 +42,6 @@ RESULT_KEYS = (
     "interrupted", "unfinished", "launches", "unused_launches", "max_fleet", "utilization",
 )
 MEASURE_SECONDS = 600.0  # the real measurement's window for seconds per image
-
-HAND_MADE = ("steady", "bursty", "spike", "idle")
-# The clouds every trace is judged in, beside the default one.
-SWEEP = {"boot_seconds": (30.0, 90.0, 180.0), "seconds_per_image": (0.05, 0.5, 2.0), "interval": (10.0, 30.0, 60.0)}
 
 # Same-time events happen in this order. The decision comes first, so a message
 # is only ever counted as interrupted if it really was mid-task.
@@ -393,24 +388,6 @@ class Simulation:
             "max_fleet": self.max_fleet,
             "utilization": round(self.work_done / sum(lifetimes), 3) if sum(lifetimes) else 0.0,
         }
-
-
-def load_family(directory) -> dict[str, list[tuple[float, int]]]:
-    """The traces judged on: the hand-made ones, then the generated family (scaling/family.py)."""
-    names = [*HAND_MADE, *FAMILY]
-    return {name: load_trace(Path(directory) / f"{name}.csv") for name in names}
-
-
-def sweep_settings() -> list[SimulationSettings]:
-    """Every combination of the swept boot times, seconds per image and intervals."""
-    return [SimulationSettings(boot_seconds=boot, seconds_per_image=seconds, interval=interval)
-            for boot, seconds, interval in itertools.product(*SWEEP.values())]
-
-
-def sweep_cells(traces) -> list[tuple[str, SimulationSettings, dict, dict]]:
-    """(trace name, cloud, imgsite's result, the seed's result) for every trace in every swept cloud."""
-    return [(name, sim, simulate(trace, "imgsite", sim=sim), simulate(trace, "seed", sim=sim))
-            for sim in sweep_settings() for name, trace in traces.items()]
 
 
 def simulate(trace, policy="imgsite", settings: PolicySettings | None = None,

@@ -1,7 +1,7 @@
 """The simulator, the trace family and the sweep, and `manage.py simulate_scaling`.
 
 Every trace in scaling/traces/ is judged in every swept cloud (boot time × seconds per image
-× interval, scaling.simulate.SWEEP) against the seed controller. The policy is configured as
+× interval, scaling.family.SWEEP) against the seed controller. The policy is configured as
 the real loop would be for that cloud (policy_for), never from the local AUTOSCALE_* settings.
 """
 
@@ -15,19 +15,17 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from scaling import autoscaler
-from scaling.family import FAMILY
+from scaling.family import FAMILY, load_family, sweep_cells
 from scaling.management.commands.simulate_scaling import README_BLOCK, family_report
 from scaling.simulate import (
     RESULT_KEYS,
     Simulation,
     SimulationSettings,
     cold_start_floor,
-    load_family,
     load_trace,
     nodes_to_retire,
     simulate,
     split,
-    sweep_cells,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

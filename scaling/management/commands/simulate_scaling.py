@@ -9,18 +9,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from scaling.autoscaler import policy_settings
-from scaling.family import FAMILY
-from scaling.simulate import (
-    POLICIES,
-    RESULT_KEYS,
-    SWEEP,
-    Simulation,
-    SimulationSettings,
-    load_family,
-    load_trace,
-    policy_for,
-    sweep_cells,
-)
+from scaling.family import FAMILY, SWEEP, load_family, sweep_cells
+from scaling.simulate import POLICIES, RESULT_KEYS, Simulation, SimulationSettings, load_trace, policy_for
 
 TRACES = Path(settings.BASE_DIR) / "scaling" / "traces"
 README_BLOCK = re.compile(r"(<!-- simulate_scaling --family: begin -->\n).*?(<!-- simulate_scaling --family: end -->)",
