@@ -21,9 +21,9 @@ ASSUME_ROLE_POLICY = {
         "Action": "sts:AssumeRole",
     }],
 }
-# What kombu's SQS transport calls with predefined queues (CLASSIFY_QUEUE_URL): receive,
-# delete when done, change visibility to hand a message back, send for a task's retries,
-# and read the queue's size when the worker declares it.
+# What a worker calls with predefined queues (CLASSIFY_QUEUE_URL): receive, delete when done,
+# change visibility (kept hidden while the task runs), send (a task's retries, and images from
+# the outbox), and read the queue's attributes (its redrive policy, its size).
 QUEUE_ACTIONS = [
     "sqs:ChangeMessageVisibility",
     "sqs:DeleteMessage",

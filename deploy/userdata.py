@@ -43,6 +43,8 @@ def worker_environment(queue_url):
         "TASK_TIME_LIMIT": settings.TASK_TIME_LIMIT,
         "IMAGES_PER_MESSAGE": settings.IMAGES_PER_MESSAGE,
         "DISPATCH_WAITING_PER_USER": settings.DISPATCH_WAITING_PER_USER,
+        # The tasks a node runs at once: what the autoscaler counts as a node's slots.
+        "WORKER_CONCURRENCY": settings.WORKER_CONCURRENCY,
         "CLASSIFIER_MODEL": settings.CLASSIFIER_MODEL,
         "CLASSIFIER_RUNTIME": settings.CLASSIFIER_RUNTIME,
         "CLASSIFIER_TOP_K": settings.CLASSIFIER_TOP_K,

@@ -124,13 +124,24 @@ REFERENCE = {
                                              "group).", None),
         ("AUTOSCALE_MIN_NODES", (AUTOSCALER, PROVISION), "Fewest nodes (the group's MinSize).", None),
         ("AUTOSCALE_MAX_NODES", (AUTOSCALER, PROVISION), "Most nodes (the group's MaxSize).", None),
-        ("AUTOSCALE_INTERVAL", (AUTOSCALER,), "Seconds between passes.", None),
-        ("AUTOSCALE_ACCEPTABLE_LATENCY", (AUTOSCALER,), "Seconds of backlog a node may hold.", None),
+        ("AUTOSCALE_INTERVAL", (AUTOSCALER,), "Seconds between passes while nothing moves.", None),
+        ("AUTOSCALE_BUSY_INTERVAL", (AUTOSCALER,), "Seconds between passes while nodes boot, work or drain.", None),
+        ("AUTOSCALE_BOOT_SECONDS", (AUTOSCALER,), "Seconds from launch to a worker taking messages, until "
+                                                  "measured.", None),
+        ("AUTOSCALE_ACCEPTABLE_LATENCY", (AUTOSCALER,), "Extra wait a message may have beyond what a node launched "
+                                                        "now could give it, before one is.", None),
         ("AUTOSCALE_SECONDS_PER_IMAGE", (AUTOSCALER,), "Seconds per image until measured.", None),
         ("AUTOSCALE_MAX_STEP", (AUTOSCALER,), "Most nodes launched in one pass.", None),
-        ("AUTOSCALE_STABILIZATION_SECONDS", (AUTOSCALER,), "Scale in only after this long.", None),
-        ("AUTOSCALE_SCALE_TO_ZERO_SECONDS", (AUTOSCALER,), "Idle this long before the last node goes.", None),
-        ("AUTOSCALE_TOLERANCE", (AUTOSCALER,), "No scale-in within this fraction of the target.", None),
+        ("AUTOSCALE_MAX_RETIRE_STEP", (AUTOSCALER,), "Most nodes retired in one pass.", None),
+        ("AUTOSCALE_SURGE", (AUTOSCALER,), "Booting + running + draining nodes may exceed the max by this many.",
+         None),
+        ("AUTOSCALE_RATE_WINDOW", (AUTOSCALER,), "Seconds of recent uploads behind the Little's-law floor.", None),
+        ("AUTOSCALE_IDLE_HOLD_SECONDS", (AUTOSCALER,), "How long one warm node stays after the work; empty: "
+                                                       "derived from the boot time and interval.", None),
+        ("AUTOSCALE_RECURRENCE_SECONDS", (AUTOSCALER,), "Uploads this close together count as a recurring "
+                                                        "load; empty: derived from the boot time.", None),
+        ("AUTOSCALE_LEASE_SECONDS", (AUTOSCALER,), "How long one autoscaler holds the lease that keeps a second "
+                                                   "copy waiting; renewed every pass.", None),
         ("AUTOSCALE_DRAIN_TIMEOUT", (AUTOSCALER,), "A draining node still busy after this is stopped anyway.",
          None),
         ("FLEET_NAME", (AUTOSCALER, PROVISION), "Names the workers' instances, role and launch template.", None),

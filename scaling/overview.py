@@ -33,7 +33,8 @@ def fleet_overview(now, events=10):
     that have not stopped, and its latest decisions. Never raises for an unreachable SQS: the
     page must still render, and `error` says what is missing."""
     overview = {"now": now, "open_images": open_images(), "outbox": outbox_images(), "depth": None,
-                "messages": None, "error": ""}
+                "messages": None, "error": "", "images_per_message": settings.IMAGES_PER_MESSAGE,
+                "slots": settings.WORKER_CONCURRENCY}
     try:
         overview["messages"] = queue_depth()
         overview["depth"] = depth_in_images(overview["messages"], overview["open_images"])

@@ -18,11 +18,11 @@ from scaling.models import WorkerNode
 
 
 def worker_argv(node, pool="threads"):
-    """One worker process per node, the model loaded once, running two tasks in threads: while
+    """One worker process per node, the model loaded once, running WORKER_CONCURRENCY (2) tasks in threads: while
     one task's images are in the model (one call at a time), the other's are fetched, decoded
     or stored, so the model does not wait for a group's first images or the previous group's
     database writes. (`pool="prefork"` runs one pool process instead, as a worker machine does.)"""
-    concurrency = 2 if pool == "threads" else 1
+    concurrency = settings.WORKER_CONCURRENCY if pool == "threads" else 1
     return [
         sys.executable, "-m", "celery", "-A", "imgsite", "worker",
         f"--pool={pool}", f"--concurrency={concurrency}", "--loglevel=INFO",

@@ -151,21 +151,21 @@ def test_a_restart_keeps_every_image_viewable_and_the_browser_signed_in(run_syst
         log_in(page, system)
         upload_in_the_browser(page, image)
         batch_url = page.url
-        page.wait_for_function(f"{THUMBNAILS_SHOWN} === 1", timeout=180_000, polling=1000)  # classified
+        page.wait_for_function(f"() => {THUMBNAILS_SHOWN} === 1", timeout=180_000, polling=1000)  # classified
         stop(system)
 
         system = run_system()  # the same ports, database and var/local-aws
         assert "image(s) had lost" not in system["said"]
         page.goto(batch_url)
         assert page.url == batch_url  # still signed in: no detour by the login page
-        page.wait_for_function(f"{THUMBNAILS_SHOWN} === 1", timeout=30_000)
+        page.wait_for_function(f"() => {THUMBNAILS_SHOWN} === 1", timeout=30_000)
         page.click(".card.image a.thumb")
-        page.wait_for_function("document.getElementById('original').naturalWidth === 451", timeout=30_000)
+        page.wait_for_function("() => document.getElementById('original').naturalWidth === 451", timeout=30_000)
 
         page.goto(system["url"])  # the same bytes again: the result and the thumbnail are reused
         upload_in_the_browser(page, image)
         assert page.locator(".card.image").get_attribute("data-status") == "done"
-        page.wait_for_function(f"{THUMBNAILS_SHOWN} === 1", timeout=30_000)
+        page.wait_for_function(f"() => {THUMBNAILS_SHOWN} === 1", timeout=30_000)
     stop(system)
 
 

@@ -39,6 +39,7 @@ def test_it_writes_the_workers_environment_from_settings(settings):
         "TASK_TIME_LIMIT": str(settings.TASK_TIME_LIMIT),
         "IMAGES_PER_MESSAGE": str(settings.IMAGES_PER_MESSAGE),
         "DISPATCH_WAITING_PER_USER": str(settings.DISPATCH_WAITING_PER_USER),
+        "WORKER_CONCURRENCY": str(settings.WORKER_CONCURRENCY),
         "CLASSIFIER_MODEL": "resnet50",
         "CLASSIFIER_RUNTIME": settings.CLASSIFIER_RUNTIME,
         "CLASSIFIER_TOP_K": str(settings.CLASSIFIER_TOP_K),

@@ -31,8 +31,9 @@ RECORDER = Path(__file__).parent / "aws_calls"
 ACCOUNT = "123456789012"  # moto's
 S3_ACTIONS = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
               "HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket"}
-# Sent only when a task retries (SendMessage) or a message goes back to the queue (ChangeMessageVisibility).
-FAILURE_PATHS_ONLY = {"sqs:SendMessage", "sqs:ChangeMessageVisibility"}
+# Sent only when a task retries, or when a worker sends images waiting in the outbox (none here).
+# (ChangeMessageVisibility is on every task's path: the worker keeps its message hidden while it works.)
+FAILURE_PATHS_ONLY = {"sqs:SendMessage"}
 
 
 def requested(call):

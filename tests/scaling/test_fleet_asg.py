@@ -12,7 +12,7 @@ from scaling.fleets import BOOTING, DRAINING, RUNNING
 from scaling.fleets.asg import AsgFleet
 from scaling.fleets.ec2 import DRAINING_TAG, tag_value
 from scaling.models import ScalingEvent, WorkerNode
-from scaling.policy import History
+from scaling.policy import Controller
 from tests.scaling.conftest import ec2_state, finish_tasks, start_worker
 
 GROUP = "test-workers"
@@ -191,7 +191,7 @@ def test_the_cap_holds_after_a_restart(clients, db, monkeypatch):
         start_worker(node_id, at=now)
 
     restarted = AsgFleet(autoscaling=autoscaling, ec2=ec2, group_name=GROUP, max_nodes=2)
-    run_pass(restarted, "asg", History(), policy_settings(min_nodes=0, max_nodes=2), now)
+    run_pass(restarted, "asg", Controller(policy_settings(min_nodes=0, max_nodes=2)), now)
 
     event = ScalingEvent.objects.get()
     assert event.target == 2 and "launch" not in event.action
@@ -203,7 +203,7 @@ def test_the_cap_holds_after_a_restart(clients, db, monkeypatch):
     for node_id, state in states.items():
         if state == DRAINING:
             WorkerNode.report_stopped(node_id)
-    run_pass(restarted, "asg", History(), policy_settings(min_nodes=0, max_nodes=2), now + timedelta(seconds=15))
+    run_pass(restarted, "asg", Controller(policy_settings(min_nodes=0, max_nodes=2)), now + timedelta(seconds=15))
 
     assert group(autoscaling)["DesiredCapacity"] == 2
     assert busy in members(autoscaling) and len(members(autoscaling)) == 2

@@ -12,7 +12,7 @@ from scaling.autoscaler import policy_settings, run_pass
 from scaling.fleets import BOOTING, DRAINING, RUNNING
 from scaling.fleets.ec2 import DRAINING_TAG, FLEET_TAG, Ec2Fleet, tag_value
 from scaling.models import ScalingEvent, WorkerNode
-from scaling.policy import History
+from scaling.policy import Controller
 from tests.scaling.conftest import describe, ec2_state, finish_tasks, start_worker
 
 AMI = "ami-12c6146b"
@@ -223,7 +223,7 @@ def test_the_cap_holds_after_a_restart(fleet, ec2, monkeypatch):
     start_worker(launched[2], at=now)
 
     restarted = Ec2Fleet(ec2=ec2)
-    run_pass(restarted, "ec2", History(), policy_settings(min_nodes=0, max_nodes=2), now)
+    run_pass(restarted, "ec2", Controller(policy_settings(min_nodes=0, max_nodes=2)), now)
 
     event = ScalingEvent.objects.get()
     assert event.target == 2 and "launch" not in event.action
@@ -232,7 +232,7 @@ def test_the_cap_holds_after_a_restart(fleet, ec2, monkeypatch):
     [retired] = [node_id for node_id, state in after.items() if state == DRAINING]
     WorkerNode.report_stopped(retired)
 
-    run_pass(restarted, "ec2", History(), policy_settings(min_nodes=0, max_nodes=2), now + timedelta(seconds=15))
+    run_pass(restarted, "ec2", Controller(policy_settings(min_nodes=0, max_nodes=2)), now + timedelta(seconds=15))
 
     assert sorted(node.id for node in restarted.list()) == sorted(set(launched) - {retired})
     assert len(ec2.describe_instances()["Reservations"]) == 3  # nothing new was launched

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from moto import mock_aws
 
 from classifier.models import Batch, Image
@@ -106,6 +107,7 @@ def test_the_autoscale_loop_reports_each_pass(db, settings, monkeypatch):
         raise ConnectionError("SQS down")
 
     monkeypatch.setattr("scaling.management.commands.autoscale.run_pass", sqs_down)
-    call_command("autoscale", "--once", "--dry-run", "--backend", "local", "--interval", "7")
+    with pytest.raises(CommandError, match="SQS down"):
+        call_command("autoscale", "--once", "--dry-run", "--backend", "local", "--interval", "7")
 
     assert reports == [("local", False, 7.0)]

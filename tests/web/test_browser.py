@@ -8,8 +8,8 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
+from accounts.models import ApiToken
 from classifier.models import Image
 from tests import corpus
 from tests.browser import chromium_page
@@ -197,7 +197,7 @@ def test_expired_thumbnails_are_refreshed_together_and_only_those(
 
 def api_upload(base_url, user, batch, files):
     """Upload into `batch` as a program would, over HTTP (requests escapes quotes in names as browsers do)."""
-    token = Token.objects.get_or_create(user=user)[0].key
+    _, token = ApiToken.objects.issue(user, "browser")
     response = requests.post(f"{base_url}/api/v1/batches/{batch}/images", headers={"Authorization": f"Token {token}"},
                              files=[("images", (name, data, "image/jpeg")) for name, data in files.items()])
     assert response.status_code == 201, response.text
@@ -221,7 +221,8 @@ def test_images_added_after_the_page_loaded_get_cards_and_names_keep_their_quote
         # A second upload into the batch, as a long upload's later parts arrive: the page adds cards.
         api_upload(live_server.url, erin, batch, {'second "part".jpg': photo_jpeg("rocket", max_side=120),
                                                   "third.jpg": photo_jpeg("astronaut", max_side=120)})
-        page.wait_for_function("document.querySelectorAll('.card.image').length === 3", timeout=40_000, polling=500)
+        page.wait_for_function("() => document.querySelectorAll('.card.image').length === 3", timeout=40_000,
+                               polling=500)
         assert page.evaluate("window.notReloaded") is True
         names = page.locator(".card.image .name").all_inner_texts()
         assert names == ['a "quoted" name.jpg', 'second "part".jpg', "third.jpg"]  # upload order
@@ -243,7 +244,8 @@ def test_a_finished_batch_still_shows_images_uploaded_into_it_later(
         page.goto(f"{live_server.url}/batches/{batch.pk}/")
         assert page.inner_text("#live") == "2 of 2 finished, 1 failed"
         api_upload(live_server.url, finn, batch.pk, {"late.jpg": photo_jpeg("rocket", max_side=120)})
-        page.wait_for_function("document.querySelectorAll('.card.image').length === 3", timeout=60_000, polling=500)
+        page.wait_for_function("() => document.querySelectorAll('.card.image').length === 3", timeout=60_000,
+                               polling=500)
         assert page.inner_text("#live") == "2 of 3 finished, 1 failed"
         assert page.locator(".card.image").nth(2).get_attribute("data-status") == "queued"
     connection.close()
@@ -300,7 +302,7 @@ def test_a_batch_of_600_images_pages_filters_sorts_and_opens_an_image(
         page.goto(f"{live_server.url}/batches/{batch.pk}/")
         assert page.locator(".card.image").count() == 100
         assert page.inner_text("#showing") == "Showing 1–100 of 600"
-        page.wait_for_function("[...document.querySelectorAll('.card.image img')].slice(0, 8).every("
+        page.wait_for_function("() => [...document.querySelectorAll('.card.image img')].slice(0, 8).every("
                                "(img) => img.complete && img.naturalWidth > 0)", timeout=30_000)
         page.locator(".card.image .top5").nth(0).locator("summary").click()
         page.screenshot(path=ARTIFACTS / "batch-600.png", full_page=True)
@@ -322,13 +324,13 @@ def test_a_batch_of_600_images_pages_filters_sorts_and_opens_an_image(
         page.goto(f"{live_server.url}/batches/{batch.pk}/")
         page.locator(".card.image a.thumb").first.click()  # a thumbnail opens the image page
         page.wait_for_url(re.compile(r".*/images/[0-9a-f-]+/$"))
-        page.wait_for_function("document.getElementById('original').naturalWidth === 451", timeout=30_000)
+        page.wait_for_function("() => document.getElementById('original').naturalWidth === 451", timeout=30_000)
         assert page.locator(".predictions li").count() == 5
         assert "domestic cat › cat" in page.inner_text(".predictions")
         assert page.locator("#next-image").is_visible() and not page.locator("#previous-image").count()
         page.screenshot(path=ARTIFACTS / "image-detail.png", full_page=True)
         page.keyboard.press("ArrowRight")
-        page.wait_for_function("document.querySelector('.image-name').textContent === 'coffee-0001.jpg'")
+        page.wait_for_function("() => document.querySelector('.image-name').textContent === 'coffee-0001.jpg'")
         page.screenshot(path=ARTIFACTS / "image-detail-coffee.png", full_page=True)
         page.goto(f"{live_server.url}/images/?q=cat")
         assert page.inner_text(".result-count").startswith(f"{cats} images matching “cat”")

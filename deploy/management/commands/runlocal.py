@@ -136,9 +136,10 @@ class Command(BaseCommand):
         self.start_child("web", [sys.executable, "-m", "gunicorn", "-c", config, "imgsite.wsgi",
                                  "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"])
         wait_for_port("127.0.0.1", port, process=self.children[-1][1])
+        # A local worker is up in seconds, not an instance's minute or more.
         self.start_child("autoscaler", [sys.executable, "manage.py", "autoscale", "--backend", "local",
                                         "--min", "0", "--max", str(max_workers), "--interval", "2",
-                                        "--retire-on-exit"])
+                                        "--retire-on-exit"], env={"AUTOSCALE_BOOT_SECONDS": "10"})
         self.stdout.write(self.style.SUCCESS(
             f"imgsite is running at http://127.0.0.1:{port}/  (log in as {username} / {password})\n"
             f"logs: {self.logs}   stop: Ctrl-C"
@@ -157,8 +158,9 @@ class Command(BaseCommand):
                 f"{reconciled.thumbnails_missing} thumbnail(s) were missing from local storage: those images show "
                 "no preview."))
 
-    def start_child(self, name, argv):
-        process = start_process(argv, env=os.environ.copy(), log_path=self.logs / f"{name}.log")
+    def start_child(self, name, argv, env=None):
+        """Start a child with this environment; `env` gives defaults that the environment overrides."""
+        process = start_process(argv, env={**(env or {}), **os.environ}, log_path=self.logs / f"{name}.log")
         self.children.append((name, process))
 
     def wait(self):

@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scaling', '0001_initial'),
+        ('scaling', '0003_lease'),
     ]
 
     operations = [
