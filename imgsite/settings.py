@@ -45,9 +45,16 @@ def require(name, value):
     return value
 
 
-DEBUG = envbool("DEBUG", "True")
-SECRET_KEY = envstr("SECRET_KEY", "dev-only-secret-key-not-for-production" if DEBUG else "")
+# Off unless asked for: `make run`, `make test` and tests/settings.py set DEBUG=true.
+DEBUG = envbool("DEBUG", "False")
+# Known to everyone who reads this file, so accepted with DEBUG on only.
+DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"
+SECRET_KEY = envstr("SECRET_KEY", DEV_SECRET_KEY if DEBUG else "")
 require("SECRET_KEY", SECRET_KEY)
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY == DEV_SECRET_KEY
+                  or SECRET_KEY.startswith("django-insecure-")):
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters with DEBUG off, e.g. "
+                               "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'")
 ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
 

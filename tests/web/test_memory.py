@@ -6,6 +6,7 @@ high-water mark (VmHWM) from /proc are the web process's own, not the test runne
 """
 import io
 import os
+import secrets
 import sys
 from pathlib import Path
 
@@ -40,7 +41,8 @@ def worker_pid(master):
 def gunicorn(transactional_db, aws, empty_queues):
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "imgsite.settings", "DATABASE_URL": database_url(),
-           "DEBUG": "false", "SECRET_KEY": "memory-test", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false"}
+           "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1",
+           "SECURE_SSL_REDIRECT": "false"}
     argv = [sys.executable, "-m", "gunicorn", "imgsite.wsgi:application", "--bind", f"127.0.0.1:{port}",
             "--workers", "1", "--threads", "1", "--timeout", "300"]
     LOG_DIR.mkdir(parents=True, exist_ok=True)
