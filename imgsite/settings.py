@@ -141,6 +141,14 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Shared by every process on every host, so the API's rate limits count across gunicorn workers
+# and web hosts: the database (`manage.py createcachetable` makes the table), or Redis.
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must be a redis://, rediss:// or unix:// URL")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+          if REDIS_URL else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "imgsite_cache"}}
+
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -307,7 +315,7 @@ MAX_ARCHIVE_UNCOMPRESSED_BYTES = envint("MAX_ARCHIVE_UNCOMPRESSED_BYTES", 1024 *
 MAX_ARCHIVE_RATIO = envint("MAX_ARCHIVE_RATIO", 100)
 if not MAX_UPLOAD_BYTES <= MAX_ARCHIVE_BYTES <= MAX_REQUEST_BYTES:
     raise ImproperlyConfigured("Need MAX_UPLOAD_BYTES <= MAX_ARCHIVE_BYTES <= MAX_REQUEST_BYTES")
-# Requests per user, e.g. 300/min; DRF counts them in the default cache (per process unless shared).
+# Requests per user, e.g. 300/min; DRF counts them in the default cache (CACHES: shared).
 API_RATE_LIMIT = envstr("API_RATE_LIMIT", "300/min")
 if not (API_RATE_LIMIT.partition("/")[0].isdigit() and API_RATE_LIMIT.partition("/")[2][:1] in ("s", "m", "h", "d")):
     raise ImproperlyConfigured(f"API_RATE_LIMIT={API_RATE_LIMIT!r} must look like 300/min")

@@ -1,4 +1,5 @@
-"""With DEBUG off, `manage.py check --deploy` is clean: HTTPS-only cookies, HSTS, SSL redirect."""
+"""With DEBUG off, `manage.py check --deploy` is clean: HTTPS-only cookies, HSTS, SSL redirect; rate
+limits are counted in a cache every process shares."""
 import json
 import os
 import secrets
@@ -6,6 +7,10 @@ import subprocess
 import sys
 
 from django.conf import settings
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from tests.conftest import database_url
 
 
 def production_env(**extra):
@@ -61,3 +66,34 @@ def test_a_queue_url_spares_kombu_listing_queues():
 
     predefined = values["CELERY_BROKER_TRANSPORT_OPTIONS"]["predefined_queues"]
     assert predefined == {values["CLASSIFY_QUEUE"]: {"url": url}}
+
+
+def test_rate_limits_are_counted_in_the_database_by_default():
+    values = production_settings("CACHES")
+
+    assert values["CACHES"]["default"] == {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                                           "LOCATION": "imgsite_cache"}
+
+
+def test_redis_url_moves_the_shared_cache_to_redis():
+    values = production_settings("CACHES", REDIS_URL="rediss://cache.internal:6379/0")
+
+    assert values["CACHES"]["default"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                           "LOCATION": "rediss://cache.internal:6379/0"}
+
+
+def test_every_process_sees_the_same_request_count(transactional_db, django_user_model, settings):
+    settings.API_RATE_LIMIT = "2/min"
+    user = django_user_model.objects.create_user("carol")
+    api = APIClient()
+    api.force_authenticate(user)
+
+    statuses = [api.get(reverse("classifier:api:images")).status_code for _ in range(3)]
+    counted = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.core.cache import cache; "
+                               f"print(len(cache.get('throttle_user_{user.pk}', [])))"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "imgsite.settings", "DATABASE_URL": database_url()})
+
+    assert statuses == [200, 200, 429]
+    assert counted.stdout.split() == ["2"], counted.stderr[-2000:]

@@ -32,6 +32,7 @@ def refusal(result):
     ("CLASSIFIER_RUNTIME", "onnx"),
     ("AUTOSCALE_BACKEND", "kubernetes"),
     ("DEBUG", "maybe"),
+    ("REDIS_URL", "localhost:6379"),
 ])
 def test_it_names_the_bad_setting(name, value):
     result = start_with(**{name: value})

@@ -65,6 +65,7 @@ class Command(BaseCommand):
     def start_everything(self, port, max_workers):
         self.children.append(("moto", start_moto(settings.AWS_ENDPOINT_URL, log_path=self.logs / "moto.log")))
         call_command("migrate", verbosity=0)
+        call_command("createcachetable", verbosity=0)  # the rate limits' shared cache
         call_command("collectstatic", interactive=False, verbosity=0)
         for change in provision():
             self.stdout.write(f"provision: {change}")
