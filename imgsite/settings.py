@@ -331,7 +331,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "classifier.api_conventions.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "classifier.api_conventions.exception_handler",
+    # X-Forwarded-For entries to believe, counted from the right: one per proxy in front (1 behind
+    # an ALB). 0 trusts none, so a client cannot pick the address it is counted under.
+    "NUM_PROXIES": envint("NUM_PROXIES", 0),
 }
+if REST_FRAMEWORK["NUM_PROXIES"] < 0:
+    raise ImproperlyConfigured("NUM_PROXIES must be 0 or more")
 SPECTACULAR_SETTINGS = {
     "TITLE": "imgsite API",
     "DESCRIPTION": "Upload images, follow their classification and read their labels. "

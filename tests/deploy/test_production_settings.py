@@ -1,15 +1,17 @@
 """With DEBUG off, `manage.py check --deploy` is clean: HTTPS-only cookies, HSTS, SSL redirect; rate
-limits are counted in a cache every process shares."""
+limits are counted in a cache every process shares, under an address a client cannot choose."""
 import json
 import os
 import secrets
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from classifier.api_conventions import UserRateThrottle
 from tests.conftest import database_url
 
 
@@ -97,3 +99,15 @@ def test_every_process_sees_the_same_request_count(transactional_db, django_user
 
     assert statuses == [200, 200, 429]
     assert counted.stdout.split() == ["2"], counted.stderr[-2000:]
+
+
+def test_no_proxy_is_trusted_by_default():
+    assert production_settings("REST_FRAMEWORK")["REST_FRAMEWORK"]["NUM_PROXIES"] == 0
+
+
+@pytest.mark.parametrize("num_proxies, counted_as", [(0, "10.0.0.5"), (1, "198.51.100.7")])
+def test_x_forwarded_for_counts_only_behind_as_many_proxies_as_configured(rf, settings, num_proxies, counted_as):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
+    request = rf.get("/api/v1/images", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.1, 198.51.100.7")
+
+    assert UserRateThrottle().get_ident(request) == counted_as

@@ -33,6 +33,8 @@ def refusal(result):
     ("AUTOSCALE_BACKEND", "kubernetes"),
     ("DEBUG", "maybe"),
     ("REDIS_URL", "localhost:6379"),
+    ("NUM_PROXIES", "one"),
+    ("NUM_PROXIES", "-1"),
 ])
 def test_it_names_the_bad_setting(name, value):
     result = start_with(**{name: value})
