@@ -291,7 +291,12 @@ if AUTOSCALE_ACCEPTABLE_LATENCY <= 0 or AUTOSCALE_SCALE_TO_ZERO_SECONDS <= 0 or 
                                "positive, and AUTOSCALE_MAX_STEP at least 1")
 WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_STALE_SECONDS = envfloat("WORKER_STALE_SECONDS", 60)
-FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers")
+# Names the workers' instances, role and launch template; the autoscaler terminates what carries
+# it, so two deployments must never share it by default.
+FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers" if AUTOSCALE_BACKEND == "local" else "")
+if not FLEET_NAME:
+    raise ImproperlyConfigured(f"FLEET_NAME must be set with AUTOSCALE_BACKEND={AUTOSCALE_BACKEND} "
+                               "(it names this deployment's worker instances)")
 EC2_LAUNCH_TEMPLATE = envstr("EC2_LAUNCH_TEMPLATE")
 EC2_AMI_ID = envstr("EC2_AMI_ID")
 EC2_INSTANCE_TYPE = envstr("EC2_INSTANCE_TYPE", "c7i.large")

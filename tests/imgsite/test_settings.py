@@ -73,3 +73,11 @@ def test_a_long_random_secret_key_starts_with_debug_off():
     result = start_with(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="example.com")
 
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("backend", ["ec2", "asg"])
+def test_a_real_fleet_needs_its_name_spelled_out(backend):
+    line = refusal(start_with(AUTOSCALE_BACKEND=backend, without=["FLEET_NAME"]))
+
+    assert f"FLEET_NAME must be set with AUTOSCALE_BACKEND={backend}" in line
+    assert start_with(AUTOSCALE_BACKEND=backend, FLEET_NAME="imgsite-staging").returncode == 0
