@@ -59,8 +59,9 @@ install_app() {
 make_venv() {
   log "virtualenv $VENV with $REQUIREMENTS"
   "$PYTHON" -m venv "$VENV"
+  # The lock has a hash for every file: pip installs exactly what was locked, or stops.
   (cd "$APP_DIR" && "$VENV/bin/python" -m pip install --no-cache-dir --quiet --disable-pip-version-check \
-    -r "$REQUIREMENTS")
+    --require-hashes -r "$REQUIREMENTS")
 }
 
 # manage.py with the worker's model paths; a scratch VAR_DIR, so nothing of the bake stays behind.
