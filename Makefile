@@ -40,7 +40,7 @@ lint: $(VENV)/.dev
 
 setup: $(VENV)/.run $(MODEL)
 
-test-setup: system-packages $(VENV)/.dev $(MODEL)
+test-setup: $(PY) system-packages $(VENV)/.dev $(MODEL)
 
 # After editing a requirements/*.in file: lock what it asks for, keeping every other pin.
 lock: $(VENV)/.dev
