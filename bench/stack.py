@@ -82,7 +82,7 @@ def stack_env(var_dir, **overrides):
     env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
     env.update(DJANGO_SETTINGS_MODULE="imgsite.settings", VAR_DIR=str(var_dir), MODEL_DIR=str(ROOT / "var/models"),
                AWS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}", AWS_ACCESS_KEY_ID="testing",
-               AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=str(ROOT), API_RATE_LIMIT="100000/min")
+               AWS_SECRET_ACCESS_KEY="testing", PYTHONPATH=str(ROOT), API_RATE_LIMIT="100000/min", DEBUG="true")
     env.update({key: str(value) for key, value in overrides.items()})
     return env
 

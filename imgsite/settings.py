@@ -52,9 +52,16 @@ def require(name, value):
     return value
 
 
-DEBUG = envbool("DEBUG", "True")
-SECRET_KEY = envstr("SECRET_KEY", "dev-only-secret-key-not-for-production" if DEBUG else "")
+# Off unless asked for: `make run`, `make test` and tests/settings.py set DEBUG=true.
+DEBUG = envbool("DEBUG", "False")
+# Known to everyone who reads this file, so accepted with DEBUG on only.
+DEV_SECRET_KEY = "dev-only-secret-key-not-for-production"
+SECRET_KEY = envstr("SECRET_KEY", DEV_SECRET_KEY if DEBUG else "")
 require("SECRET_KEY", SECRET_KEY)
+if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY == DEV_SECRET_KEY
+                  or SECRET_KEY.startswith("django-insecure-")):
+    raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters with DEBUG off, e.g. "
+                               "python3 -c 'import secrets; print(secrets.token_urlsafe(50))'")
 ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
 
@@ -142,6 +149,14 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+
+# Shared by every process on every host, so the API's rate limits count across gunicorn workers
+# and web hosts: the database (`manage.py createcachetable` makes the table), or Redis.
+REDIS_URL = envstr("REDIS_URL")
+if REDIS_URL and urlsplit(REDIS_URL).scheme not in ("redis", "rediss", "unix"):
+    raise ImproperlyConfigured(f"REDIS_URL={REDIS_URL!r} must be a redis://, rediss:// or unix:// URL")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+          if REDIS_URL else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "imgsite_cache"}}
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -328,7 +343,12 @@ if AUTOSCALE_LEASE_SECONDS <= AUTOSCALE_INTERVAL:
                                "second autoscaler takes over between two passes")
 WORKER_HEARTBEAT_SECONDS = envfloat("WORKER_HEARTBEAT_SECONDS", 5)
 WORKER_STALE_SECONDS = envfloat("WORKER_STALE_SECONDS", 60)
-FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers")
+# Names the workers' instances, role and launch template; the autoscaler terminates what carries
+# it, so two deployments must never share it by default.
+FLEET_NAME = envstr("FLEET_NAME", "imgsite-workers" if AUTOSCALE_BACKEND == "local" else "")
+if not FLEET_NAME:
+    raise ImproperlyConfigured(f"FLEET_NAME must be set with AUTOSCALE_BACKEND={AUTOSCALE_BACKEND} "
+                               "(it names this deployment's worker instances)")
 EC2_LAUNCH_TEMPLATE = envstr("EC2_LAUNCH_TEMPLATE")
 EC2_AMI_ID = envstr("EC2_AMI_ID")
 EC2_INSTANCE_TYPE = envstr("EC2_INSTANCE_TYPE", "c7i.large")
@@ -352,7 +372,7 @@ MAX_ARCHIVE_UNCOMPRESSED_BYTES = envint("MAX_ARCHIVE_UNCOMPRESSED_BYTES", 1024 *
 MAX_ARCHIVE_RATIO = envint("MAX_ARCHIVE_RATIO", 100)
 if not MAX_UPLOAD_BYTES <= MAX_ARCHIVE_BYTES <= MAX_REQUEST_BYTES:
     raise ImproperlyConfigured("Need MAX_UPLOAD_BYTES <= MAX_ARCHIVE_BYTES <= MAX_REQUEST_BYTES")
-# Requests per user, e.g. 300/min; DRF counts them in the default cache (per process unless shared).
+# Requests per user, e.g. 300/min; DRF counts them in the default cache (CACHES: shared).
 API_RATE_LIMIT = envstr("API_RATE_LIMIT", "300/min")
 if not (API_RATE_LIMIT.partition("/")[0].isdigit() and API_RATE_LIMIT.partition("/")[2][:1] in ("s", "m", "h", "d")):
     raise ImproperlyConfigured(f"API_RATE_LIMIT={API_RATE_LIMIT!r} must look like 300/min")
@@ -368,7 +388,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "classifier.api_conventions.Pagination",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "classifier.api_conventions.exception_handler",
+    # X-Forwarded-For entries to believe, counted from the right: one per proxy in front (1 behind
+    # an ALB). 0 trusts none, so a client cannot pick the address it is counted under.
+    "NUM_PROXIES": envint("NUM_PROXIES", 0),
 }
+if REST_FRAMEWORK["NUM_PROXIES"] < 0:
+    raise ImproperlyConfigured("NUM_PROXIES must be 0 or more")
 SPECTACULAR_SETTINGS = {
     "TITLE": "imgsite API",
     "DESCRIPTION": "Upload images, follow their classification and read their labels. "

@@ -33,6 +33,10 @@ REFERENCE = {
         ("DATABASE_URL", ALL, "The database, e.g. `postgres://user:password@host:5432/imgsite`; "
                               "empty: SQLite in VAR_DIR.", None),
         ("VAR_DIR", ALL, "Local state: the SQLite database, logs of `make run`, built models.", None),
+        ("REDIS_URL", ALL, "A Redis cache every process shares (rate limits, lockouts); empty: Django's database "
+                           "cache (`manage.py createcachetable`).", None),
+        ("NUM_PROXIES", (WEB,), "Proxies in front of the web tier whose X-Forwarded-For entry is trusted (1 behind "
+                                "a load balancer); 0 trusts none.", None),
         ("DJANGO_SETTINGS_MODULE", ALL, "Django's settings module; the units and manage.py set it.", None),
         ("SECURE_PROXY_SSL_HEADER", (WEB,), "Behind a load balancer that terminates TLS: "
                                             "`HTTP_X_FORWARDED_PROTO,https`.", None),

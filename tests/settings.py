@@ -8,6 +8,8 @@ from pathlib import Path
 
 from imgsite.processes import free_port
 
+# Production defaults DEBUG to off; the suite (and the processes it starts) run as `make test` does.
+os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")

@@ -59,15 +59,17 @@ install_app() {
 make_venv() {
   log "virtualenv $VENV with $REQUIREMENTS"
   "$PYTHON" -m venv "$VENV"
+  # The lock has a hash for every file: pip installs exactly what was locked, or stops.
   (cd "$APP_DIR" && "$VENV/bin/python" -m pip install --no-cache-dir --quiet --disable-pip-version-check \
-    -r "$REQUIREMENTS")
+    --require-hashes -r "$REQUIREMENTS")
 }
 
 # manage.py with the worker's model paths; a scratch VAR_DIR, so nothing of the bake stays behind.
+# DEBUG=true: these commands serve nothing, and the image must hold no secret key.
 run_django() {
   local scratch
   scratch=$(mktemp -d)
-  (cd "$APP_DIR" && env -u AWS_ENDPOINT_URL -u DATABASE_URL DJANGO_SETTINGS_MODULE=imgsite.settings \
+  (cd "$APP_DIR" && env -u AWS_ENDPOINT_URL -u DATABASE_URL DJANGO_SETTINGS_MODULE=imgsite.settings DEBUG=true \
     MODEL_DIR="$MODEL_DIR" VAR_DIR="$scratch" RESNET50_WEIGHTS="$RESNET50_WEIGHTS" "$VENV/bin/python" manage.py "$@")
   rm -rf "$scratch"
 }

@@ -284,4 +284,5 @@
     addFiles(event.dataTransfer.files);
   });
   refresh();
+  form.dataset.ready = "true";  // the uploader handles what is chosen from now on
 })();

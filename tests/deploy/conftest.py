@@ -1,10 +1,17 @@
-"""Deploy fixtures: provisioning under names of each test's own, on the suite's moto server."""
+"""Deploy fixtures: provisioning under names of each test's own, on the suite's moto server, and
+venvs built from one tier's lock file alone."""
+import os
+import subprocess
+import sys
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 
-from deploy.provision import teardown
+from deploy.provision import provision, teardown
 from imgsite.aws import client
+
+REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements"
 
 
 @pytest.fixture
@@ -32,3 +39,35 @@ def own_names(settings, aws):
 
 def bucket_names():
     return {bucket["Name"] for bucket in client("s3").list_buckets()["Buckets"]}
+
+
+@pytest.fixture
+def own_resources(own_names):
+    """own_names, with its bucket and queues made on the suite's moto server."""
+    provision()
+    return own_names
+
+
+@pytest.fixture(scope="session")
+def tier_venv(tmp_path_factory):
+    """tier_venv("web"): a venv in a new directory holding exactly requirements/web.txt, every file
+    checked against its hash. Built once per session and tier; uv's cache, outside the clone,
+    makes a rebuild take seconds, so nothing built is ever reused across sessions."""
+    built = {}
+
+    def build(tier):
+        if tier not in built:
+            venv = tmp_path_factory.mktemp(f"{tier}-tier") / "venv"
+            uv = Path(sys.executable).parent / "uv"
+            python = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+            env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+            subprocess.run([uv, "venv", "--quiet", "--python", python, venv], env=env, check=True, timeout=120)
+            sync = [uv, "pip", "sync", "--quiet", "--require-hashes", "--python", venv / "bin" / "python",
+                    REQUIREMENTS / f"{tier}.txt"]
+            # From the cache alone when it holds everything; otherwise from the index.
+            if subprocess.run([*sync, "--offline"], env=env, capture_output=True, timeout=600).returncode:
+                subprocess.run(sync, env=env, check=True, timeout=1800)
+            built[tier] = venv
+        return built[tier]
+
+    return build

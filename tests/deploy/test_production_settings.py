@@ -1,11 +1,18 @@
-"""With DEBUG off, `manage.py check --deploy` is clean: HTTPS-only cookies, HSTS, SSL redirect."""
+"""With DEBUG off, `manage.py check --deploy` is clean: HTTPS-only cookies, HSTS, SSL redirect; rate
+limits are counted in a cache every process shares, under an address a client cannot choose."""
 import json
 import os
 import secrets
 import subprocess
 import sys
 
+import pytest
 from django.conf import settings
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from classifier.api_conventions import UserRateThrottle
+from tests.conftest import database_url
 
 
 def production_env(**extra):
@@ -61,3 +68,46 @@ def test_a_queue_url_spares_kombu_listing_queues():
 
     predefined = values["CELERY_BROKER_TRANSPORT_OPTIONS"]["predefined_queues"]
     assert predefined == {values["CLASSIFY_QUEUE"]: {"url": url}}
+
+
+def test_rate_limits_are_counted_in_the_database_by_default():
+    values = production_settings("CACHES")
+
+    assert values["CACHES"]["default"] == {"BACKEND": "django.core.cache.backends.db.DatabaseCache",
+                                           "LOCATION": "imgsite_cache"}
+
+
+def test_redis_url_moves_the_shared_cache_to_redis():
+    values = production_settings("CACHES", REDIS_URL="rediss://cache.internal:6379/0")
+
+    assert values["CACHES"]["default"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                           "LOCATION": "rediss://cache.internal:6379/0"}
+
+
+def test_every_process_sees_the_same_request_count(transactional_db, django_user_model, settings):
+    settings.API_RATE_LIMIT = "2/min"
+    user = django_user_model.objects.create_user("carol")
+    api = APIClient()
+    api.force_authenticate(user)
+
+    statuses = [api.get(reverse("classifier:api:images")).status_code for _ in range(3)]
+    counted = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from django.core.cache import cache; "
+                               f"print(len(cache.get('throttle_user_{user.pk}', [])))"],
+        cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "imgsite.settings", "DATABASE_URL": database_url()})
+
+    assert statuses == [200, 200, 429]
+    assert counted.stdout.split() == ["2"], counted.stderr[-2000:]
+
+
+def test_no_proxy_is_trusted_by_default():
+    assert production_settings("REST_FRAMEWORK")["REST_FRAMEWORK"]["NUM_PROXIES"] == 0
+
+
+@pytest.mark.parametrize("num_proxies, counted_as", [(0, "10.0.0.5"), (1, "198.51.100.7")])
+def test_x_forwarded_for_counts_only_behind_as_many_proxies_as_configured(rf, settings, num_proxies, counted_as):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
+    request = rf.get("/api/v1/images", REMOTE_ADDR="10.0.0.5", HTTP_X_FORWARDED_FOR="203.0.113.1, 198.51.100.7")
+
+    assert UserRateThrottle().get_ident(request) == counted_as

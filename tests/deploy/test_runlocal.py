@@ -101,6 +101,7 @@ def test_the_run_command_classifies_a_browser_upload_and_stops_cleanly(running_s
         page.fill("input[name=username]", running_system["username"])
         page.fill("input[name=password]", running_system["password"])
         page.click("button[type=submit]")
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("input[type=file]", str(image))
         page.locator("form#upload-form button[type=submit]").click()
         page.wait_for_url(re.compile(r"/batches/\d+/"))
@@ -127,6 +128,7 @@ def log_in(page, system):
 
 
 def upload_in_the_browser(page, path):
+    page.wait_for_selector("form#upload-form[data-ready]", state="attached")
     page.set_input_files("input[type=file]", str(path))
     page.locator("form#upload-form button[type=submit]").click()
     page.wait_for_url(re.compile(r"/batches/\d+/"))

@@ -16,9 +16,10 @@ TOP5 = [("tabby", 281, 0.62), ("tiger cat", 282, 0.2), ("Egyptian cat", 285, 0.1
 
 
 @pytest.fixture(autouse=True)
-def fresh_throttle_counts():
-    """DRF counts requests in the default cache, which outlives a test."""
-    cache.clear()
+def fresh_throttle_counts(django_db_setup, django_db_blocker):
+    """DRF counts requests in the shared cache (the test database's cache table), which outlives a test."""
+    with django_db_blocker.unblock():
+        cache.clear()
 
 
 @pytest.fixture

@@ -65,6 +65,8 @@ def test_a_user_uploads_five_files_and_watches_them_finish(
         log_in(page, live_server.url, "carol")
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(246, 247, 249)"  # CSS
 
+
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("#files", [str(path) for path in upload_files])
         assert page.locator("#file-list li").count() == 5
         assert page.inner_text("#upload-button") == "Upload 5 files"
@@ -136,6 +138,7 @@ def test_the_uploader_refuses_wrong_files_and_sends_the_rest_in_several_requests
         posts = []
         page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
         log_in(page, live_server.url, "dave")
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("#files", [str(tmp_path / name) for name in files])
         rows = {page.locator("#file-list .file-name").nth(n).inner_text(): page.locator("#file-list li").nth(n)
                 for n in range(len(files))}
@@ -211,6 +214,7 @@ def test_images_added_after_the_page_loaded_get_cards_and_names_keep_their_quote
     quoted.write_bytes(photo_jpeg("coffee", max_side=120))
     with chromium_page(viewport={"width": 1280, "height": 900}) as page:
         log_in(page, live_server.url, "erin")
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("#files", [str(quoted)])  # through the gallery's uploader (FormData)
         page.click("#upload-button")
         page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=60_000)

@@ -76,6 +76,7 @@ def test_every_page_works_under_the_policy(live_server, frank, tmp_path, sync_br
         page.click("main button[type=submit]")
         page.wait_for_url(f"{live_server.url}/")
         seen["login, then the uploader"] = browser.violations()
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("#files", [str(tmp_path / "cat.jpg")])
         assert page.locator("#file-list li").count() == 1  # the uploader's script runs
         seen["choosing a file"] = browser.violations()

@@ -7,6 +7,7 @@ high-water mark (VmHWM) from /proc are the web process's own, not the test runne
 """
 import io
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -43,8 +44,8 @@ def gunicorn(request, transactional_db, aws, empty_queues):
     """A gunicorn server with one worker process; extra environment from the test's parameter."""
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "imgsite.settings", "DATABASE_URL": database_url(),
-           "DEBUG": "false", "SECRET_KEY": "memory-test", "ALLOWED_HOSTS": "127.0.0.1", "SECURE_SSL_REDIRECT": "false",
-           **getattr(request, "param", {})}
+           "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1",
+           "SECURE_SSL_REDIRECT": "false", **getattr(request, "param", {})}
     argv = [sys.executable, "-m", "gunicorn", "imgsite.wsgi:application", "--bind", f"127.0.0.1:{port}",
             "--workers", "1", "--threads", "1", "--timeout", "300"]
     LOG_DIR.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,7 @@ class Command(BaseCommand):
         self.children.append(("moto", start_moto(settings.AWS_ENDPOINT_URL, log_path=self.logs / "moto.log",
                                                  state_dir=settings.VAR_DIR / "local-aws")))
         call_command("migrate", verbosity=0)
+        call_command("createcachetable", verbosity=0)  # the rate limits' shared cache
         call_command("collectstatic", interactive=False, verbosity=0)
         for change in provision():
             self.stdout.write(f"provision: {change}")
