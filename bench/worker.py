@@ -8,14 +8,21 @@ steady state (the middle 80 % of finish times), the worker's images/s and CPU mi
 image and moto's; the worker's peak RSS; and the ratios to the raw model with CLASSIFIER_THREADS threads:
 the model alone on ready tensors, and with preprocessing from decoded photos.
 
-    .venv/bin/python bench/worker.py [--images 400] [--threads 1]
+    .venv/bin/python bench/worker.py [--images 400] [--threads 1] [--profile STACKS.txt]
+
+With --profile (needs py-spy: `pip install py-spy`), the worker is sampled while it drains the
+queue and its collapsed stacks are written to STACKS.txt; bench/profile_summary.py sums them.
 
 Prints a table and writes bench/results/worker.json.
 """
 import argparse
 import os
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from stack import cpu_seconds, photo_jpegs, proc_field, publish, raw_model_throughput, stack_env, use_env
@@ -48,10 +55,21 @@ def cpu_between(samples, start, end, key):
     return at(end) - at(start)
 
 
+def profile(pid, path):
+    """py-spy sampling the worker's threads (native frames too) until it exits."""
+    beside = Path(sys.executable).parent / "py-spy"
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
+    if not spy:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--format", "raw", "--output", path,
+                             "--rate", "200", "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="the worker's CLASSIFIER_THREADS")
+    parser.add_argument("--profile", help="sample the worker with py-spy into this collapsed-stacks file")
     args = parser.parse_args()
 
     env = stack_env(tempfile.mkdtemp(prefix="imgsite-bench-worker-"), CLASSIFIER_THREADS=args.threads)
@@ -67,13 +85,14 @@ def main():
     from scaling.fleets.local import start_worker
 
     moto = start_moto(settings.AWS_ENDPOINT_URL)
-    worker = None
+    worker = profiler = None
     try:
         call_command("migrate", verbosity=0)
         list(provision())
         fill_queue(args.images)
         started = time.time()
         worker = start_worker("bench-1", log_path=settings.VAR_DIR / "worker.log")
+        profiler = profile(worker.pid, args.profile) if args.profile else None
         peak_rss, samples = 0, []
         while Image.objects.filter(status__in=["queued", "processing"]).exists():
             peak_rss = max(peak_rss, proc_field(worker.pid, "status", "VmHWM"))
@@ -88,6 +107,8 @@ def main():
         if worker:
             stop_process(worker)
         stop_process(moto)
+        if args.profile and profiler:
+            profiler.wait(timeout=60)
     start, end, images = steady_window(finished)
     rate = images / (end - start)
     result = {

@@ -258,11 +258,12 @@ def memory_reserved(data, min_side=None, budget=DECODE_BUDGET):
 
 def make_thumbnail(image, size=256):
     """A JPEG thumbnail whose longest side is at most `size`, aspect kept. Bicubic (antialiased,
-    like every Pillow downscale) is cheaper than Lanczos, and looks the same at this size."""
+    like every Pillow downscale) after a box reduction by a whole factor (reducing_gap): about
+    half the cost of bicubic all the way from a photo's size, and alike at this size."""
     image = image.convert("RGB") if image.mode != "RGB" else image
     scale = min(1.0, size / max(image.size))
     thumbnail = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                             Image.Resampling.BICUBIC)
+                             Image.Resampling.BICUBIC, reducing_gap=1.5)
     output = io.BytesIO()
     thumbnail.save(output, format="JPEG", quality=80)
     return output.getvalue()

@@ -6,7 +6,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models, transaction
-from django.db.models import Count, F, Max, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Case, Count, F, Max, Min, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -189,22 +189,34 @@ class ImageQuerySet(models.QuerySet):
 
         `outcomes` holds (image, labels, thumbnail key, error code, reason): labels for a done
         image, a code and a reason for a failed one. An image whose claim was taken over (its
-        worker field changed) is skipped: only the worker that claimed it may finish it.
+        worker field changed) is skipped: only the worker that claimed it may finish it. A few
+        queries whatever the group's size: the claims locked, one UPDATE for the done images (and
+        one per distinct failure), the predictions in one INSERT.
         """
         now = timezone.now()
-        done = []
         with transaction.atomic():
-            for image, labels, thumbnail, code, reason in outcomes:
-                mine = Image.objects.filter(pk=image.pk).claimed_by(image.worker)
-                if code:
-                    mine.update(status=Image.Status.FAILED, error_code=code, error=reason[:1000], finished_at=now)
-                elif mine.update(status=Image.Status.DONE, error="", error_code="", finished_at=now,
-                                 model_name=model_name, thumbnail=thumbnail or ""):
-                    done.append((image, labels))
+            mine = set()  # the images still claimed by the worker that reports them, locked
+            for worker in {image.worker for image, *_ in outcomes}:
+                mine.update(self.filter(pk__in=[image.pk for image, *_ in outcomes if image.worker == worker])
+                            .claimed_by(worker).select_for_update().values_list("pk", flat=True))
+            done = [(image, labels, thumbnail) for image, labels, thumbnail, code, _ in outcomes
+                    if not code and image.pk in mine]
+            failed = {}
+            for image, _, _, code, reason in outcomes:
+                if code and image.pk in mine:
+                    failed.setdefault((code, reason[:1000]), []).append(image.pk)
+            for (code, reason), ids in failed.items():
+                self.filter(pk__in=ids).update(status=Image.Status.FAILED, error_code=code, error=reason,
+                                               finished_at=now)
+            if done:
+                self.filter(pk__in=[image.pk for image, _, _ in done]).update(
+                    status=Image.Status.DONE, error="", error_code="", finished_at=now, model_name=model_name,
+                    thumbnail=Case(*[When(pk=image.pk, then=Value(thumbnail or "")) for image, _, thumbnail in done],
+                                   output_field=models.CharField()))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
                            score=label.score, **categories(label.index))
-                for image, labels in done for rank, label in enumerate(labels, start=1)
+                for image, labels, _ in done for rank, label in enumerate(labels, start=1)
             )
         return len(done)
 

@@ -74,6 +74,39 @@ def send_message(owner_id, now):
     return ids
 
 
+class Dispatcher:
+    """Runs dispatch() in a thread of its own, so that a worker's task does not wait for the SQS
+    round trip of the message it makes room for; requests that come while one runs are folded
+    into one more pass."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.pending = self.running = False
+
+    def soon(self):
+        with self.lock:
+            if self.running:
+                self.pending = True
+                return
+            self.running = True
+        threading.Thread(target=self.run, daemon=True, name="dispatch").start()
+
+    def run(self):
+        try:
+            while True:
+                dispatch()
+                with self.lock:
+                    if not self.pending:
+                        self.running = False
+                        return
+                    self.pending = False
+        finally:
+            connection.close()
+
+
+dispatcher = Dispatcher()
+
+
 def dispatch_after_commit():
     """Dispatch once the current transaction commits (its images are then visible to workers)."""
     transaction.on_commit(dispatch)
@@ -165,7 +198,7 @@ def classify_images(self, image_ids):
     except (BotoCoreError, ClientError):
         log.warning("could not extend the visibility of %s", image_ids, exc_info=True)
     images = Image.objects.claim(image_ids, worker, now)
-    dispatch()  # this message no longer waits: its user may send another
+    dispatcher.soon()  # this message no longer waits: its user may send another
     if not images:
         come_back_after_the_lease(delivery_info, image_ids)
         log.info("nothing to claim in %s (already finished)", image_ids, extra={"image_ids": image_ids})

@@ -5,6 +5,7 @@ workers that are still running instead of orphaning them.
 """
 import json
 import os
+import secrets
 import signal
 import sys
 from datetime import datetime, timedelta
@@ -32,7 +33,11 @@ def worker_argv(node, pool="threads"):
 
 
 def start_worker(node, env=None, log_path=None, pool="threads"):
-    env = {**os.environ, **(env or {}), "WORKER_NODE": node}
+    """A worker process as a worker machine runs one: without DEBUG (which keeps every query in
+    memory), with a signing key of its own rather than the web tier's, and glibc's malloc kept to
+    two arenas (one per pool thread would hold freed image buffers)."""
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "MALLOC_ARENA_MAX": "2",
+           **(env or {}), "WORKER_NODE": node}
     return start_process(worker_argv(node, pool), env=env, log_path=log_path)
 
 

@@ -61,9 +61,13 @@ def run_system(tmp_path):
                 "process": process, "var_dir": tmp_path, "ports": ports, "said": banner.string}
 
     yield start
-    for process in started:
+    for process in started:  # after a failure: the run command stops its children (their own sessions)
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
