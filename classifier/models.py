@@ -196,10 +196,14 @@ class ImageQuerySet(models.QuerySet):
         with transaction.atomic():
             for image, labels, thumbnail, code, reason in outcomes:
                 mine = Image.objects.filter(pk=image.pk).claimed_by(image.worker)
+                # What the worker found reading an original uploaded straight to S3 (else unchanged).
+                found = {"content_type": image.content_type, "width": image.width, "height": image.height,
+                         "sha256": image.sha256}
                 if code:
-                    mine.update(status=Image.Status.FAILED, error_code=code, error=reason[:1000], finished_at=now)
+                    mine.update(status=Image.Status.FAILED, error_code=code, error=reason[:1000], finished_at=now,
+                                **found)
                 elif mine.update(status=Image.Status.DONE, error="", error_code="", finished_at=now,
-                                 model_name=model_name, thumbnail=thumbnail or ""):
+                                 model_name=model_name, thumbnail=thumbnail or "", **found):
                     done.append((image, labels))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
@@ -233,8 +237,11 @@ class ImageQuerySet(models.QuerySet):
         for image, source in reused:
             image.status, image.reused_from, image.thumbnail = Image.Status.DONE, source, source.thumbnail.name
             image.model_name, image.started_at, image.finished_at = model_name, now, now
-        self.bulk_update([image for image, _ in reused],
-                         ["status", "reused_from", "thumbnail", "model_name", "started_at", "finished_at"])
+            if not image.content_type:  # uploaded straight to S3 and unread: its owner says it is the source's bytes
+                image.content_type, image.width, image.height = source.content_type, source.width, source.height
+        self.bulk_update([image for image, _ in reused], ["status", "reused_from", "thumbnail", "model_name",
+                                                         "started_at", "finished_at", "content_type", "width",
+                                                         "height"])
         Prediction.objects.bulk_create(
             Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score,
                        parents=p.parents, search_text=p.search_text)

@@ -182,6 +182,9 @@ if SQS_VISIBILITY_TIMEOUT < 6:
 # An image's claim lapses before its message comes back, so the redelivery can take it over.
 CLAIM_LEASE_SECONDS = SQS_VISIBILITY_TIMEOUT * 2 // 3
 PRESIGNED_URL_EXPIRY = envint("PRESIGNED_URL_EXPIRY", 300)
+# Uploads straight to S3 (classifier/direct_uploads.py): a presigned POST may start this long after
+# it is issued, and its upload may be committed for twice this long (well within ORPHAN_GRACE_SECONDS).
+PRESIGNED_UPLOAD_EXPIRY = envint("PRESIGNED_UPLOAD_EXPIRY", 900)
 
 STORAGES = {
     "default": {
@@ -568,6 +571,9 @@ ORPHAN_GRACE_SECONDS = envint("ORPHAN_GRACE_SECONDS", 24 * 3600)
 ORPHAN_SWEEP_PAGES = envint("ORPHAN_SWEEP_PAGES", 1)
 if ORPHAN_GRACE_SECONDS < 3600 or ORPHAN_SWEEP_PAGES < 1:
     raise ImproperlyConfigured("ORPHAN_GRACE_SECONDS must be at least 3600 and ORPHAN_SWEEP_PAGES at least 1")
+# An upload straight to S3 that is never committed is an orphan: it must not be committable once swept.
+if not 60 <= PRESIGNED_UPLOAD_EXPIRY <= ORPHAN_GRACE_SECONDS // 4:
+    raise ImproperlyConfigured("PRESIGNED_UPLOAD_EXPIRY must be from 60 s to a quarter of ORPHAN_GRACE_SECONDS")
 
 # --- Content-Security-Policy (django-csp): scripts, styles and everything else from this site only. ---
 # Presigned image URLs are the exception: img-src allows the bucket's origin, as boto3 builds it
