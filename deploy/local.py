@@ -39,7 +39,8 @@ def start_moto(endpoint_url, log_path=None, state_dir=None):
     argv = [sys.executable, "-m", "gunicorn", app,
             "--bind", f"{address.hostname}:{address.port}", "--workers", "1", "--worker-class", "gthread",
             "--threads", "8", "--keep-alive", "75", "--graceful-timeout", "5", "--log-level", "warning"]
-    env = {**os.environ, "MOTO_PORT": str(address.port)}
+    # As on S3, only the bucket's own CORS rule (deploy/bucket.py) lets the site's pages post to it.
+    env = {**os.environ, "MOTO_PORT": str(address.port), "MOTO_DISABLE_GLOBAL_CORS": "true"}
     process = start_process(argv, env=env, log_path=log_path)
     wait_for_port(address.hostname, address.port, process=process)
     return process

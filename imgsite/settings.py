@@ -65,6 +65,25 @@ if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY
 ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
 
+
+def site_origins():
+    """The origins the site's pages are served from, which browsers upload to the bucket from
+    (the bucket's CORS rule): UPLOAD_ORIGINS, else CSRF_TRUSTED_ORIGINS, else https:// and each
+    ALLOWED_HOSTS name; in DEBUG, any port of this machine."""
+    if origins := [o for o in envstr("UPLOAD_ORIGINS").split(",") if o]:
+        return origins
+    if CSRF_TRUSTED_ORIGINS:
+        return CSRF_TRUSTED_ORIGINS
+    if DEBUG:
+        return ["http://127.0.0.1:*", "http://localhost:*"]
+    return [f"https://{'*' if host.startswith('.') else ''}{host}" for host in ALLOWED_HOSTS if host and host != "*"]
+
+
+UPLOAD_ORIGINS = site_origins()
+for _origin in UPLOAD_ORIGINS:
+    if urlsplit(_origin.replace("*", "x")).scheme not in ("http", "https") or _origin.count("*") > 1:
+        raise ImproperlyConfigured(f"UPLOAD_ORIGINS: {_origin!r} must be an http(s) origin with at most one *")
+
 # Where local state lives: the SQLite database and the built model artifacts.
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 
@@ -595,7 +614,8 @@ CONTENT_SECURITY_POLICY = {
         "script-src": ["'self'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", bucket_origin(IMAGE_BUCKET, AWS_REGION, AWS_ENDPOINT_URL)],
-        "connect-src": ["'self'"],
+        # The uploader posts originals straight to the bucket (presigned POSTs).
+        "connect-src": ["'self'", bucket_origin(IMAGE_BUCKET, AWS_REGION, AWS_ENDPOINT_URL)],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],

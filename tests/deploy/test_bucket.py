@@ -7,7 +7,15 @@ import pytest
 from django.conf import settings
 
 from deploy import bucket
-from deploy.bucket import ABORT_UPLOADS, PRIVATE_BUCKET, TLS_SID, ensure_bucket, requires_tls
+from deploy.bucket import (
+    ABORT_UPLOADS,
+    PRIVATE_BUCKET,
+    TLS_SID,
+    ensure_bucket,
+    ensure_upload_cors,
+    requires_tls,
+    uploads_cors_rule,
+)
 from deploy.provision import provision
 from imgsite.aws import client
 
@@ -53,8 +61,8 @@ def test_an_existing_bucket_is_checked_and_repaired(own_names):
 
 def test_a_dry_run_repairs_nothing(own_names):
     bare_bucket(own_names)
-    assert len(ensure_bucket(own_names, dry_run=True)) == 3
-    assert len(ensure_bucket(own_names, dry_run=True)) == 3
+    assert len(ensure_bucket(own_names, dry_run=True)) == 4
+    assert len(ensure_bucket(own_names, dry_run=True)) == 4
 
 
 def test_a_new_bucket_is_created_with_its_posture(own_names):
@@ -98,3 +106,35 @@ def test_tls_is_required_wherever_clients_use_it(settings, endpoint, wanted):
 def test_the_suites_bucket_has_the_posture(aws):
     assert posture(settings.IMAGE_BUCKET)["block"] == PRIVATE_BUCKET
     assert ABORT_UPLOADS in posture(settings.IMAGE_BUCKET)["rules"]
+
+
+OTHER_CORS = {"ID": "someone-elses", "AllowedMethods": ["GET"], "AllowedOrigins": ["https://other.example.com"]}
+
+
+def cors_rules(name):
+    return s3().get_bucket_cors(Bucket=name)["CORSRules"]
+
+
+def test_the_sites_pages_may_post_to_the_bucket_and_others_rules_are_kept(own_names, settings):
+    bare_bucket(own_names)
+    s3().put_bucket_cors(Bucket=own_names, CORSConfiguration={"CORSRules": [OTHER_CORS]})
+    settings.UPLOAD_ORIGINS = ["https://imgsite.example.com"]
+    assert ensure_upload_cors(own_names, settings.UPLOAD_ORIGINS, dry_run=True) == [
+        f"allow browser uploads to bucket {own_names} from https://imgsite.example.com"]
+    assert cors_rules(own_names) == [OTHER_CORS]
+
+    assert ensure_bucket(own_names)[-1] == f"allow browser uploads to bucket {own_names} from https://imgsite.example.com"
+    assert cors_rules(own_names) == [OTHER_CORS, uploads_cors_rule(["https://imgsite.example.com"])]
+    assert ensure_bucket(own_names) == []
+
+    settings.UPLOAD_ORIGINS = ["https://imgsite.example.com", "https://www.imgsite.example.com"]
+    assert len(ensure_bucket(own_names)) == 1 and cors_rules(own_names)[1]["AllowedOrigins"] == settings.UPLOAD_ORIGINS
+    settings.UPLOAD_ORIGINS = []
+    assert ensure_bucket(own_names) == [f"stop browser uploads to bucket {own_names} (no UPLOAD_ORIGINS)"]
+    assert cors_rules(own_names) == [OTHER_CORS] and ensure_bucket(own_names) == []
+
+
+def test_the_suites_pages_may_post_to_its_bucket(aws):
+    [rule] = cors_rules(settings.IMAGE_BUCKET)
+    assert rule["AllowedMethods"] == ["POST"]
+    assert rule["AllowedOrigins"] == ["http://127.0.0.1:*", "http://localhost:*"]  # DEBUG: any port here

@@ -42,6 +42,7 @@ def refusal(result):
     ("NUM_PROXIES", "one"),
     ("NUM_PROXIES", "-1"),
     ("PRESIGNED_UPLOAD_EXPIRY", "30"),
+    ("UPLOAD_ORIGINS", "imgsite.example.com"),
 ])
 def test_it_names_the_bad_setting(name, value):
     result = start_with(**{name: value})
