@@ -4,7 +4,9 @@ statement's condition as S3 does, so the TLS-only policy is checked as a documen
 import json
 
 import pytest
+import requests
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from deploy import bucket
 from deploy.bucket import (
@@ -134,7 +136,17 @@ def test_the_sites_pages_may_post_to_the_bucket_and_others_rules_are_kept(own_na
     assert cors_rules(own_names) == [OTHER_CORS] and ensure_bucket(own_names) == []
 
 
-def test_the_suites_pages_may_post_to_its_bucket(aws):
+def test_the_suites_pages_may_post_to_its_bucket_and_no_other_page_may(aws):
     [rule] = cors_rules(settings.IMAGE_BUCKET)
     assert rule["AllowedMethods"] == ["POST"]
     assert rule["AllowedOrigins"] == ["http://127.0.0.1:*", "http://localhost:*"]  # DEBUG: any port here
+    key = "images/00000000-0000-4000-8000-000000000000/original"
+    post = default_storage.presigned_post(key, 3, 60)
+    for origin, allowed in [("http://localhost:8000", True), ("https://elsewhere.example", False)]:
+        preflight = requests.options(post["url"], timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert (preflight.headers.get("Access-Control-Allow-Origin") == origin) is allowed
+        answer = requests.post(post["url"], data=post["fields"], files={"file": ("blob", b"abc")},
+                               headers={"Origin": origin}, timeout=10)  # the page may read it, or not
+        assert answer.status_code == 204 and (answer.headers.get("Access-Control-Allow-Origin") == origin) is allowed
+    default_storage.delete_many([key])
