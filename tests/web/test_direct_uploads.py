@@ -232,3 +232,12 @@ def test_the_declared_sha256_reuses_the_owners_earlier_result_only(alice_api, bo
     assert again.reused_from == earlier and again.sha256 == digest
     assert (again.content_type, again.width, again.height) == (earlier.content_type, earlier.width, earlier.height)
     assert sent_ids(sent_messages) == [Image.objects.get(uuid=results["bob"]["id"]).pk]
+
+
+def test_a_start_counts_as_an_upload_for_the_rate_limit_and_a_commit_does_not(alice_api, aws, settings):
+    settings.UPLOAD_RATE_LIMIT = "1/min"
+    started, committed = upload(alice_api, {"cat.jpg": CAT})
+    assert committed.status_code == 201
+    again = start(alice_api, [declared("coffee.jpg", COFFEE)])
+    assert again.status_code == 429 and again.json()["detail"].startswith("Too many uploads (limit 1/min per user)")
+    assert commit(alice_api, started, [started["files"][0]["key"]]).status_code == 201
