@@ -121,9 +121,9 @@ def read_original(image):
 
 
 def describe_original(image, data):
-    """Check an original that the web tier never read as an upload through it is checked (the same
-    refusals, UndecodableImage), and set what it is on `image`, for Image.objects.finish to record:
-    its SHA-256 (the client's claim, if any, is replaced), type and dimensions."""
+    """Check an original the web tier never read as an upload through the web tier is checked (the
+    same refusals: UndecodableImage), and set on `image`, for Image.objects.finish to record, its
+    SHA-256 (replacing the client's claim, if any), type and dimensions."""
     image.sha256 = hashlib.sha256(data).hexdigest()
     header = read_header(data)
     image.content_type, image.width, image.height = header.content_type, header.width, header.height
