@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from classifier import serializers, tasks
 from classifier.api_conventions import Pagination, PayloadTooLarge, UploadsThrottled, upload_wait
+from classifier.direct_uploads import Declared, NotCommitted, commit_upload, start_upload
 from classifier.limits import STATUS, UploadBudget
 from classifier.models import BATCH_FULL, Batch, Image
 from classifier.upload import accept_uploads, oversized_body
@@ -57,18 +58,32 @@ def batch_or_not_found(request, pk):
     return batch
 
 
+def room_in(batch):
+    """`batch`, or PayloadTooLarge when it is full."""
+    if not batch.room():
+        code, reason = BATCH_FULL
+        raise PayloadTooLarge(reason.format(limit=settings.MAX_BATCH_IMAGES), code=code)
+    return batch
+
+
+def nothing_accepted(refused, refusal_serializer=serializers.RefusalSerializer,
+                     none="Attach files in the field 'images'."):
+    """When no file could be accepted: 413 if every file broke a size limit, 429 if one broke a
+    limit over time, else 400; `none` says what to do when no file was sent."""
+    data = {"refused": refusal_serializer(refused, many=True).data}
+    statuses = {STATUS.get(refusal.code, 400) for refusal in refused}
+    if statuses == {413}:
+        return Response({"detail": "Every file is over a size limit: see refused.", **data}, status=413)
+    if 429 in statuses:
+        return Response({"detail": "You have reached a limit: see refused.", **data}, status=429)
+    detail = "No image was accepted: see refused." if refused else none
+    return Response({"detail": detail, **data}, status=400)
+
+
 def upload_response(request, result):
-    """201 with the accepted and refused files; when nothing could be accepted, 413 if every file
-    broke a size limit, 429 if one broke a limit over time, else 400."""
-    data = {"refused": serializers.RefusalSerializer(result.refused, many=True).data}
+    """201 with the accepted and refused files, or nothing_accepted()."""
     if not result.accepted:
-        statuses = {STATUS.get(refusal.code, 400) for refusal in result.refused}
-        if statuses == {413}:
-            return Response({"detail": "Every file is over a size limit: see refused.", **data}, status=413)
-        if 429 in statuses:
-            return Response({"detail": "You have reached a limit: see refused.", **data}, status=429)
-        detail = "No image was accepted: see refused." if result.refused else "Attach files in the field 'images'."
-        return Response({"detail": detail, **data}, status=400)
+        return nothing_accepted(result.refused)
     data = serializers.UploadResultSerializer(result, context={"request": request}).data
     return Response(data, status=status.HTTP_201_CREATED)
 
@@ -98,18 +113,20 @@ UPLOAD_DOC = dict(
 )
 
 
-class LargeUploadMixin:
-    parser_classes = [MultiPartParser]
-
-    def initial(self, request, *args, **kwargs):
-        refuse_large_body(request)
-        super().initial(request, *args, **kwargs)
-
+class UploadThrottleMixin:
     def check_throttles(self, request):
         """Uploads are throttled on their own as well (UPLOAD_RATE_LIMIT, shared with the form)."""
         if request.method == "POST" and (wait := upload_wait(request)):
             raise UploadsThrottled(wait)
         super().check_throttles(request)
+
+
+class LargeUploadMixin(UploadThrottleMixin):
+    parser_classes = [MultiPartParser]
+
+    def initial(self, request, *args, **kwargs):
+        refuse_large_body(request)
+        super().initial(request, *args, **kwargs)
 
 
 class BatchList(LargeUploadMixin, generics.ListAPIView):
@@ -136,13 +153,89 @@ class BatchImages(LargeUploadMixin, APIView):
                                                    "The request or every file is too large, or the batch is full "
                                                    "(MAX_BATCH_IMAGES).")})
     def post(self, request, pk):
-        batch = batch_or_not_found(request, pk)
-        if not batch.room():
-            code, reason = BATCH_FULL
-            raise PayloadTooLarge(reason.format(limit=settings.MAX_BATCH_IMAGES), code=code)
+        batch = room_in(batch_or_not_found(request, pk))
         budget = upload_budget(request)
         files = request.FILES.getlist("images")
         return upload_response(request, accept_uploads(request.user, files, batch=batch, budget=budget))
+
+
+START_DOC = dict(
+    request=serializers.UploadStartRequestSerializer,
+    responses={
+        201: serializers.UploadStartSerializer,
+        400: OpenApiResponse(serializers.DirectUploadErrorSerializer, "No file was admitted (see refused), or the "
+                                                                      "request is invalid."),
+        413: OpenApiResponse(serializers.DirectUploadErrorSerializer, "Every file is too large, your storage is full "
+                                                                      "(quota_bytes_stored), or the batch is full."),
+        **COMMON,
+        429: UPLOAD_LIMITS,
+    },
+)
+START_DESCRIPTION = ("Declare the files (name, exact size, and optionally their SHA-256); each one admitted gets a "
+                     "key and a presigned POST straight to storage, for exactly that size. POST each file there "
+                     "(multipart/form-data: the fields as given, then the file in a field named 'file'), then "
+                     "commit the keys that arrived. The request's budget and your quotas are charged with the "
+                     "declared sizes now, and again with the stored ones at the commit. Images are checked once "
+                     "stored: a file that is not one fails with the same error_code and error as an upload "
+                     "through POST /batches would be refused with.")
+
+
+class NewBatchUploads(UploadThrottleMixin, APIView):
+    @extend_schema(summary="Start an upload straight to storage, into a new batch", description=START_DESCRIPTION,
+                   **START_DOC)
+    def post(self, request, pk=None):
+        batch = room_in(batch_or_not_found(request, pk)) if pk is not None else None
+        body = serializers.UploadStartRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        files = [Declared(index, file["name"], file["size"], file.get("sha256", "").lower())
+                 for index, file in enumerate(body.validated_data["files"])]
+        started = start_upload(request.user, files, batch=batch, budget=upload_budget(request))
+        if not started.slots:
+            return nothing_accepted(started.refused, serializers.DirectRefusalSerializer)
+        data = serializers.UploadStartSerializer(started, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class BatchUploads(NewBatchUploads):
+    @extend_schema(summary="Start an upload straight to storage, into one of your batches",
+                   description=START_DESCRIPTION, request=START_DOC["request"],
+                   responses={**START_DOC["responses"], 404: ERRORS[404]})
+    def post(self, request, pk):
+        return super().post(request, pk)
+
+
+class BatchCommit(APIView):
+    @extend_schema(summary="Commit an upload straight to storage: record and queue the files that arrived",
+                   description="Each key must be one the upload's start gave, stored with exactly its declared size "
+                               "(else it is refused, and a file of the wrong size deleted); quotas are charged with "
+                               "the stored sizes. Committing a key again lists it as accepted again.",
+                   request=serializers.CommitRequestSerializer,
+                   responses={201: serializers.CommitResultSerializer,
+                              400: OpenApiResponse(serializers.DirectUploadErrorSerializer,
+                                                   "No file was accepted (see refused), the request is invalid, or "
+                                                   "the upload is unknown or expired (error_code upload_expired)."),
+                              404: ERRORS[404],
+                              409: OpenApiResponse(serializers.UploadErrorSerializer,
+                                                   "Another request is committing this upload (commit_conflict)."),
+                              413: OpenApiResponse(serializers.DirectUploadErrorSerializer,
+                                                   "Every file is over a size limit or your storage quota."),
+                              **COMMON,
+                              429: OpenApiResponse(serializers.DirectUploadErrorSerializer,
+                                                   "A quota over time refused the files (see refused)."),
+                              })
+    def post(self, request, pk):
+        batch = batch_or_not_found(request, pk)
+        body = serializers.CommitRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            result = commit_upload(request.user, batch, body.validated_data["upload"], body.validated_data["keys"])
+        except NotCommitted as problem:
+            return Response({"detail": str(problem), "error_code": problem.code},
+                            status=409 if problem.code == "commit_conflict" else 400)
+        if not result.accepted:
+            return nothing_accepted(result.refused, serializers.DirectRefusalSerializer)
+        data = serializers.CommitResultSerializer(result, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class BatchDetail(APIView):

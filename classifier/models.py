@@ -204,15 +204,15 @@ class ImageQuerySet(models.QuerySet):
             failed = {}
             for image, _, _, code, reason in outcomes:
                 if code and image.pk in mine:
-                    failed.setdefault((code, reason[:1000]), []).append(image.pk)
-            for (code, reason), ids in failed.items():
-                self.filter(pk__in=ids).update(status=Image.Status.FAILED, error_code=code, error=reason,
-                                               finished_at=now)
+                    failed.setdefault((code, reason[:1000]), []).append(image)
+            for (code, reason), images in failed.items():
+                self.filter(pk__in=[image.pk for image in images]).update(
+                    status=Image.Status.FAILED, error_code=code, error=reason, finished_at=now, **found(images))
             if done:
-                self.filter(pk__in=[image.pk for image, _, _ in done]).update(
+                images = [image for image, _, _ in done]
+                self.filter(pk__in=[image.pk for image in images]).update(
                     status=Image.Status.DONE, error="", error_code="", finished_at=now, model_name=model_name,
-                    thumbnail=Case(*[When(pk=image.pk, then=Value(thumbnail or "")) for image, _, thumbnail in done],
-                                   output_field=models.CharField()))
+                    thumbnail=each(images, [thumbnail or "" for _, _, thumbnail in done]), **found(images))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
                            score=label.score, **categories(label.index))
@@ -245,8 +245,11 @@ class ImageQuerySet(models.QuerySet):
         for image, source in reused:
             image.status, image.reused_from, image.thumbnail = Image.Status.DONE, source, source.thumbnail.name
             image.model_name, image.started_at, image.finished_at = model_name, now, now
-        self.bulk_update([image for image, _ in reused],
-                         ["status", "reused_from", "thumbnail", "model_name", "started_at", "finished_at"])
+            if not image.content_type:  # uploaded straight to S3 and unread: its owner says it is the source's bytes
+                image.content_type, image.width, image.height = source.content_type, source.width, source.height
+        self.bulk_update([image for image, _ in reused], ["status", "reused_from", "thumbnail", "model_name",
+                                                         "started_at", "finished_at", "content_type", "width",
+                                                         "height"])
         Prediction.objects.bulk_create(
             Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score,
                        parents=p.parents, search_text=p.search_text)
@@ -433,3 +436,15 @@ def delete_with_files(images, batches=None):
             batches.delete()
         transaction.on_commit(lambda: default_storage.delete_many(names))
     return deleted
+
+
+def each(images, values):
+    """An expression giving each of `images` its own value, for one UPDATE of them all."""
+    return Case(*[When(pk=image.pk, then=Value(value)) for image, value in zip(images, values)])
+
+
+def found(images):
+    """What the worker found reading the originals (for one uploaded straight to S3: its type, size
+    and digest; for the others what the upload recorded), as UPDATE values for all of them."""
+    return {field: each(images, [getattr(image, field) for image in images])
+            for field in ("content_type", "width", "height", "sha256")}

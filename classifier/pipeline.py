@@ -5,6 +5,7 @@ classify`, the benchmarks and the tests read files (`classify_files`). Both go t
 `classify()`, so the path that is tested and timed is the path that serves users, and the
 same bytes get the same labels either way.
 """
+import hashlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from classifier.decoding import UndecodableImage, make_thumbnail, memory_reserved, open_image
+from classifier.decoding import UndecodableImage, make_thumbnail, memory_reserved, open_image, read_header
 from classifier.inference import MAX_BATCH, get_classifier, top_labels_of
 from classifier.models import thumbnail_key
 
@@ -114,7 +115,18 @@ def read_original(image):
     data = default_storage.read(image.file.name, limit=settings.MAX_UPLOAD_BYTES)
     if data is None:
         raise UndecodableImage(*MISSING)
+    if not image.content_type:  # uploaded straight to S3 (classifier.direct_uploads): never read yet
+        describe_original(image, data)
     return data
+
+
+def describe_original(image, data):
+    """Check an original the web tier never read as an upload through the web tier is checked (the
+    same refusals: UndecodableImage), and set on `image`, for Image.objects.finish to record, its
+    SHA-256 (replacing the client's claim, if any), type and dimensions."""
+    image.sha256 = hashlib.sha256(data).hexdigest()
+    header = read_header(data)
+    image.content_type, image.width, image.height = header.content_type, header.width, header.height
 
 
 def store_thumbnail(image, data):

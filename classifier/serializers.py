@@ -239,3 +239,81 @@ class UploadErrorSerializer(ErrorSerializer):
 
 class RetryResultSerializer(serializers.Serializer):
     requeued = serializers.IntegerField(help_text="How many failed images were queued again.")
+
+
+# --- Uploads straight to storage (classifier.direct_uploads): start, POST each file to S3, commit. ---
+
+class DeclaredFileSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=1024, allow_blank=True, trim_whitespace=False,
+                                 help_text="The file's name, for display only.")
+    size = serializers.IntegerField(min_value=0, max_value=2**63 - 1,
+                                    help_text="Its exact size in bytes: its presigned POST accepts exactly this many "
+                                              f"(at most {settings.MAX_UPLOAD_BYTES:,}).")
+    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", required=False, allow_blank=True,
+                                    help_text="The SHA-256 of its bytes, hex (optional): an image you uploaded "
+                                              "before then gets its earlier result at once.")
+
+
+class UploadStartRequestSerializer(serializers.Serializer):
+    files = serializers.ListField(child=DeclaredFileSerializer(), min_length=1,
+                                  max_length=settings.MAX_FILES_PER_REQUEST,
+                                  help_text="The files to upload, in the order their refusals and slots refer to "
+                                            "(index). Images: JPEG, PNG, GIF, WebP, AVIF, HEIC, BMP or TIFF; "
+                                            "checked once stored, and failed with a reason if they are not.")
+
+
+class PresignedPostSerializer(serializers.Serializer):
+    url = serializers.URLField(help_text="Where to POST the file, as multipart/form-data.")
+    fields = serializers.DictField(child=serializers.CharField(),
+                                   help_text="Form fields to send first, as they are; then the file, in a field "
+                                             "named 'file', last.")
+
+
+class UploadSlotSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="The file's position in the request's files.")
+    name = serializers.CharField(help_text="The file's name, as it will be shown.")
+    key = serializers.CharField(help_text="Its key in storage: name it in the commit once uploaded.")
+    post = PresignedPostSerializer(help_text="The presigned POST that uploads it.")
+
+
+class DirectRefusalSerializer(RefusalSerializer):
+    index = serializers.IntegerField(allow_null=True, help_text="The file's position in the start's files; null for "
+                                                                "a key the upload never gave.")
+    key = serializers.CharField(allow_blank=True, help_text="The key the file was given, if it had one.")
+
+
+class UploadStartSerializer(serializers.Serializer):
+    id = serializers.IntegerField(source="batch.pk", help_text="The batch the files will join.")
+    url = serializers.SerializerMethodField(help_text="The batch in the API.")
+    commit_url = serializers.SerializerMethodField(help_text="Where to commit the upload once the files are stored.")
+    upload = serializers.CharField(source="token", help_text="Send it back with the commit.")
+    expires_in = serializers.SerializerMethodField(help_text="Seconds the presigned POSTs stay valid; the commit is "
+                                                             "accepted for twice as long.")
+    files = UploadSlotSerializer(source="slots", many=True, help_text="The files admitted, each with its POST.")
+    refused = DirectRefusalSerializer(many=True, help_text="The files refused, each with its error.")
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, started):
+        return absolute(self.context["request"], "classifier:api:batch", started.batch.pk)
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_commit_url(self, started):
+        return absolute(self.context["request"], "classifier:api:batch-commit", started.batch.pk)
+
+    def get_expires_in(self, started) -> int:
+        return settings.PRESIGNED_UPLOAD_EXPIRY
+
+
+class CommitRequestSerializer(serializers.Serializer):
+    upload = serializers.CharField(help_text="The upload token its start gave.")
+    keys = serializers.ListField(child=serializers.CharField(max_length=1024), min_length=1,
+                                 max_length=settings.MAX_FILES_PER_REQUEST,
+                                 help_text="The keys of the files that are now stored.")
+
+
+class CommitResultSerializer(UploadResultSerializer):
+    refused = DirectRefusalSerializer(many=True, help_text="The files refused at commit, each with its error.")
+
+
+class DirectUploadErrorSerializer(UploadErrorSerializer):
+    refused = DirectRefusalSerializer(many=True, required=False, help_text="The files refused, each with its error.")

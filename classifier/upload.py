@@ -24,10 +24,12 @@ class Refusal:
     name: str
     code: str
     reason: str
+    index: int | None = None  # an upload straight to S3: the file's position in the declared list
+    key: str = ""  # and the key it was given, once it had one
 
     @classmethod
-    def of(cls, name, problem):
-        return cls(clean_filename(name), problem.code, str(problem))
+    def of(cls, name, problem, **where):
+        return cls(clean_filename(name), problem.code, str(problem), **where)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The image bucket's posture: private, encrypted, TLS-only, no stale multipart uploads.
+"""The image bucket's posture: private, encrypted, TLS-only, no stale multipart uploads, and open to
+uploads from the site's pages only (CORS: browsers post originals to it straight, with presigned POSTs).
 
 `ensure_bucket` creates the bucket, or checks an existing one and repairs what drifted; each
 `ensure_*` returns the changes it made (or would make, with dry_run). Rules and statements of
@@ -26,6 +27,15 @@ ABORT_UPLOADS = {
     "Filter": {"Prefix": ""},
     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
 }
+
+UPLOADS_CORS_ID = "imgsite-direct-uploads"
+
+
+def uploads_cors_rule(origins):
+    """Pages of the site's `origins` may POST to the bucket (each POST still needs its presigned
+    policy); the browser may keep the answer to its preflight request for an hour."""
+    return {"ID": UPLOADS_CORS_ID, "AllowedMethods": ["POST"], "AllowedOrigins": sorted(origins),
+            "AllowedHeaders": ["*"], "MaxAgeSeconds": 3600}
 
 
 def absent(exc, *codes):
@@ -118,11 +128,35 @@ def ensure_lifecycle(name, dry_run=False):
     return [f"abort incomplete multipart uploads to bucket {name} after a day"]
 
 
+def ensure_upload_cors(name, origins, dry_run=False):
+    """The CORS rule that lets the site's pages (`origins`) upload to the bucket; others' rules are kept."""
+    try:
+        rules = client("s3").get_bucket_cors(Bucket=name)["CORSRules"]
+    except ClientError as exc:
+        if not absent(exc, "NoSuchCORSConfiguration"):
+            raise
+        rules = []
+    wanted = uploads_cors_rule(origins)
+    ours = [rule for rule in rules if rule.get("ID") == UPLOADS_CORS_ID]
+    if not origins and not ours or ours == [wanted]:
+        return []
+    others = [rule for rule in rules if rule.get("ID") != UPLOADS_CORS_ID]
+    if not dry_run:
+        if others or origins:
+            client("s3").put_bucket_cors(Bucket=name, CORSConfiguration={
+                "CORSRules": [*others, *([wanted] if origins else [])]})
+        else:
+            client("s3").delete_bucket_cors(Bucket=name)
+    if not origins:
+        return [f"stop browser uploads to bucket {name} (no UPLOAD_ORIGINS)"]
+    return [f"allow browser uploads to bucket {name} from {', '.join(sorted(origins))}"]
+
+
 def ensure_posture(name, dry_run=False):
     changes = ensure_public_access_block(name, dry_run) + ensure_encryption(name, dry_run)
     if requires_tls():
         changes += ensure_tls_only(name, dry_run)
-    return changes + ensure_lifecycle(name, dry_run)
+    return changes + ensure_lifecycle(name, dry_run) + ensure_upload_cors(name, settings.UPLOAD_ORIGINS, dry_run)
 
 
 def ensure_bucket(name, dry_run=False):

@@ -24,8 +24,26 @@ def moto_app(state_dir=None):
     with `state_dir`, S3 objects are kept there (ObjectMirror)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
+    answer_post_uploads_with_cors()
     app = DomainDispatcherApplication(create_backend_app)
     return ObjectMirror(Path(state_dir)).install(app) if state_dir else app
+
+
+def answer_post_uploads_with_cors():
+    """S3 answers a browser's POST upload with the CORS headers of the bucket's matching rule (so the
+    page may read the answer); moto answers the preflight but not the POST. Add them, in moto's process."""
+    from moto.s3.responses import S3Response
+
+    post = S3Response._bucket_response_post
+    if getattr(post, "answers_with_cors", False):
+        return
+
+    def post_with_cors(self, request, bucket_name):
+        status, headers, body = post(self, request, bucket_name)
+        return status, {**self._get_cors_headers_other(), **headers}, body
+
+    post_with_cors.answers_with_cors = True
+    S3Response._bucket_response_post = post_with_cors
 
 
 def start_moto(endpoint_url, log_path=None, state_dir=None):
@@ -39,7 +57,8 @@ def start_moto(endpoint_url, log_path=None, state_dir=None):
     argv = [sys.executable, "-m", "gunicorn", app,
             "--bind", f"{address.hostname}:{address.port}", "--workers", "1", "--worker-class", "gthread",
             "--threads", "8", "--keep-alive", "75", "--graceful-timeout", "5", "--log-level", "warning"]
-    env = {**os.environ, "MOTO_PORT": str(address.port)}
+    # As on S3, only the bucket's own CORS rule (deploy/bucket.py) lets the site's pages post to it.
+    env = {**os.environ, "MOTO_PORT": str(address.port), "MOTO_DISABLE_GLOBAL_CORS": "true"}
     process = start_process(argv, env=env, log_path=log_path)
     wait_for_port(address.hostname, address.port, process=process)
     return process

@@ -65,6 +65,25 @@ if not DEBUG and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY
 ALLOWED_HOSTS = envstr("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver" if DEBUG else "").split(",")
 CSRF_TRUSTED_ORIGINS = [o for o in envstr("CSRF_TRUSTED_ORIGINS").split(",") if o]
 
+
+def site_origins():
+    """The origins the site's pages are served from, which browsers upload to the bucket from
+    (the bucket's CORS rule): UPLOAD_ORIGINS, else CSRF_TRUSTED_ORIGINS, else https:// and each
+    ALLOWED_HOSTS name; in DEBUG, any port of this machine."""
+    if origins := [o for o in envstr("UPLOAD_ORIGINS").split(",") if o]:
+        return origins
+    if CSRF_TRUSTED_ORIGINS:
+        return CSRF_TRUSTED_ORIGINS
+    if DEBUG:
+        return ["http://127.0.0.1:*", "http://localhost:*"]
+    return [f"https://{'*' if host.startswith('.') else ''}{host}" for host in ALLOWED_HOSTS if host and host != "*"]
+
+
+UPLOAD_ORIGINS = site_origins()
+for _origin in UPLOAD_ORIGINS:
+    if urlsplit(_origin.replace("*", "x")).scheme not in ("http", "https") or _origin.count("*") > 1:
+        raise ImproperlyConfigured(f"UPLOAD_ORIGINS: {_origin!r} must be an http(s) origin with at most one *")
+
 # Where local state lives: the SQLite database and the built model artifacts.
 VAR_DIR = Path(envstr("VAR_DIR", str(BASE_DIR / "var")))
 
@@ -182,6 +201,9 @@ if SQS_VISIBILITY_TIMEOUT < 6:
 # An image's claim lapses before its message comes back, so the redelivery can take it over.
 CLAIM_LEASE_SECONDS = SQS_VISIBILITY_TIMEOUT * 2 // 3
 PRESIGNED_URL_EXPIRY = envint("PRESIGNED_URL_EXPIRY", 300)
+# Uploads straight to S3 (classifier/direct_uploads.py): a presigned POST may start this long after
+# it is issued, and its upload may be committed for twice this long (well within ORPHAN_GRACE_SECONDS).
+PRESIGNED_UPLOAD_EXPIRY = envint("PRESIGNED_UPLOAD_EXPIRY", 900)
 
 STORAGES = {
     "default": {
@@ -568,6 +590,9 @@ ORPHAN_GRACE_SECONDS = envint("ORPHAN_GRACE_SECONDS", 24 * 3600)
 ORPHAN_SWEEP_PAGES = envint("ORPHAN_SWEEP_PAGES", 1)
 if ORPHAN_GRACE_SECONDS < 3600 or ORPHAN_SWEEP_PAGES < 1:
     raise ImproperlyConfigured("ORPHAN_GRACE_SECONDS must be at least 3600 and ORPHAN_SWEEP_PAGES at least 1")
+# An upload straight to S3 that is never committed is an orphan: it must not be committable once swept.
+if not 60 <= PRESIGNED_UPLOAD_EXPIRY <= ORPHAN_GRACE_SECONDS // 4:
+    raise ImproperlyConfigured("PRESIGNED_UPLOAD_EXPIRY must be from 60 s to a quarter of ORPHAN_GRACE_SECONDS")
 
 # --- Content-Security-Policy (django-csp): scripts, styles and everything else from this site only. ---
 # Presigned image URLs are the exception: img-src allows the bucket's origin, as boto3 builds it
@@ -589,7 +614,8 @@ CONTENT_SECURITY_POLICY = {
         "script-src": ["'self'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", bucket_origin(IMAGE_BUCKET, AWS_REGION, AWS_ENDPOINT_URL)],
-        "connect-src": ["'self'"],
+        # The uploader posts originals straight to the bucket (presigned POSTs).
+        "connect-src": ["'self'", bucket_origin(IMAGE_BUCKET, AWS_REGION, AWS_ENDPOINT_URL)],
         "font-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],

@@ -64,6 +64,12 @@ REFERENCE = {
                                                           "instance id (tests point it elsewhere).", None),
         ("IMAGE_BUCKET", ALL + (PROVISION,), "The private S3 bucket of originals and thumbnails.", None),
         ("PRESIGNED_URL_EXPIRY", (WEB,), "Seconds a presigned image URL stays valid.", None),
+        ("PRESIGNED_UPLOAD_EXPIRY", (WEB,), "Seconds a presigned upload straight to S3 may start after it is "
+                                            "issued; its commit is accepted for twice this.", None),
+        ("UPLOAD_ORIGINS", (PROVISION,), "Comma-separated origins of the site's pages, allowed by the bucket's CORS "
+                                         "rule to upload straight to it (at most one `*` each).",
+         "CSRF_TRUSTED_ORIGINS, else `https://` + each ALLOWED_HOSTS name; with DEBUG, `http://127.0.0.1:*` and "
+         "`http://localhost:*`"),
         ("CLASSIFY_QUEUE", ALL + (PROVISION,), "The SQS queue of classification tasks.", None),
         ("CLASSIFY_QUEUE_URL", ALL, "The queue's URL, if known: no sqs:ListQueues or GetQueueUrl needed.", None),
         ("DEAD_LETTER_QUEUE", (AUTOSCALER, PROVISION), "Where SQS moves a message that failed MAX_RECEIVE_COUNT "

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 MISSING = ("404", "NoSuchKey", "NotFound")
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+# Object parameters as the form fields of a POST upload.
+POST_FIELDS = {"ContentDisposition": "Content-Disposition", "ServerSideEncryption": "x-amz-server-side-encryption",
+               "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id", "CacheControl": "Cache-Control"}
 
 
 class ImageStorage(S3Storage):
@@ -102,6 +105,32 @@ class ImageStorage(S3Storage):
         found = [(item["Key"][len(self.location):].lstrip("/"), item["LastModified"])
                  for item in answer.get("Contents", [])]
         return found, found[-1][0] if found and answer.get("IsTruncated") else ""
+
+    def sizes(self, prefix):
+        """{name: size in bytes} of every object under `prefix`, 1,000 per ListObjectsV2 call."""
+        found, token = {}, {}
+        while True:
+            answer = self.client.list_objects_v2(Bucket=self.bucket_name, Prefix=self.key(prefix), **token)
+            found.update((item["Key"][len(self.location):].lstrip("/"), item["Size"])
+                         for item in answer.get("Contents", []))
+            if not answer.get("IsTruncated"):
+                return found
+            token = {"ContinuationToken": answer["NextContinuationToken"]}
+
+    def presigned_post(self, name, size, expires):
+        """A presigned POST that uploads exactly `size` bytes to `name`, within `expires` seconds:
+        {"url": ..., "fields": {...}}, the fields to send before the file. The object is stored as
+        application/octet-stream, whatever the client claims (S3 refuses a form field the policy
+        does not name), and as an attachment, like every object here: its real type is found by
+        the worker, and presigned GETs name it."""
+        params = self.get_object_parameters(name)
+        unknown = set(params) - set(POST_FIELDS)
+        if unknown:
+            raise ValueError(f"object parameters {sorted(unknown)} have no POST form field here")
+        fields = {"Content-Type": DEFAULT_CONTENT_TYPE, **{POST_FIELDS[key]: value for key, value in params.items()}}
+        conditions = [{field: value} for field, value in fields.items()] + [["content-length-range", size, size]]
+        return self.client.generate_presigned_post(self.bucket_name, self.key(name), Fields=fields,
+                                                   Conditions=conditions, ExpiresIn=expires)
 
     def get_object_parameters(self, name):
         """Every object is stored as an attachment named after its key (a UUID folder and the

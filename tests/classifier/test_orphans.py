@@ -12,6 +12,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from classifier import orphans
+from classifier.direct_uploads import Declared, commit_upload, start_upload
 from classifier.models import Image
 from classifier.orphans import sweep_orphans, sweep_orphans_step, thumbnails_of_vanished
 from classifier.pipeline import store_thumbnail
@@ -95,6 +96,19 @@ def test_originals_of_an_upload_whose_transaction_failed_are_swept(user, aws, mo
 
     assert left <= set(sweep_orphans(now=timezone.now() + LATER).deleted)
     assert not any(stored(name) for name in left)
+
+
+def test_files_uploaded_straight_to_storage_but_never_committed_are_swept(user, aws, settings):
+    started = start_upload(user, [Declared(0, "kept.jpg", 1), Declared(1, "abandoned.jpg", 1)])
+    kept, abandoned = [put(slot.key) for slot in started.slots]  # what their presigned POSTs store
+    commit_upload(user, started.batch, started.token, [kept])
+
+    assert abandoned not in sweep_orphans().deleted  # its upload may still be committed
+    report = sweep_orphans(now=timezone.now() + timedelta(seconds=settings.ORPHAN_GRACE_SECONDS + 60))
+    assert abandoned in report.deleted and not stored(abandoned)
+    assert kept not in report.deleted and stored(kept)
+    # A commit is accepted for 2 × PRESIGNED_UPLOAD_EXPIRY only, long before the sweep may take its files.
+    assert 2 * settings.PRESIGNED_UPLOAD_EXPIRY < settings.ORPHAN_GRACE_SECONDS
 
 
 def test_the_sweep_lists_page_by_page_and_resumes(user, aws, monkeypatch):

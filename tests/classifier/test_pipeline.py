@@ -1,22 +1,27 @@
 """The one classification path: real photos, bad input, batching, and parity between the
 worker, the command line and the reference preprocessing."""
+import hashlib
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import reverse
 from PIL import Image
 
 from classifier import pipeline
-from classifier.decoding import open_image
+from classifier.decoding import UndecodableImage, open_image
+from classifier.direct_uploads import Declared, commit_upload, start_upload
 from classifier.inference import MAX_BATCH
 from classifier.models import Image as ImageRow
+from classifier.upload import check_upload
+from imgsite.node import worker_name
 from tests.conftest import wait_until
-from tests.corpus import ACCEPTED, decode_bombs, encode, photo, photo_avif, photo_heic
+from tests.corpus import ACCEPTED, bad_files, decode_bombs, encode, photo, photo_avif, photo_heic, photo_jpeg
 
 CATS = {281, 282, 285}  # tabby, tiger cat, Egyptian cat
 COFFEE = {967, 968, 504}  # espresso, cup, coffee mug
@@ -119,6 +124,38 @@ def test_a_chunk_of_only_bad_files_makes_no_model_call():
         ("empty", "The file is empty."),
     ]
     assert counting.batch_sizes == []
+
+
+def committed_straight_to_storage(user, files):
+    """Files uploaded straight to S3 and committed, as the direct-upload API does (the presigned
+    POST stores the bytes as they are), then claimed by this worker."""
+    started = start_upload(user, [Declared(index, name, len(data)) for index, (name, data) in enumerate(files.items())])
+    data = list(files.values())
+    for slot in started.slots:
+        default_storage.write(slot.key, data[slot.index], "application/octet-stream")
+    result = commit_upload(user, started.batch, started.token, [slot.key for slot in started.slots])
+    return ImageRow.objects.claim([image.pk for image in result.accepted], worker_name())
+
+
+@pytest.mark.django_db
+def test_originals_uploaded_straight_to_storage_are_checked_as_uploads_are(user, aws):
+    bad = {name: data for name, data in bad_files().items() if data}  # an empty file is refused at the start
+    files = {"cat.jpg": photo_jpeg("chelsea"), **bad}
+    images = committed_straight_to_storage(user, files)
+    assert len(images) == len(files) and all(image.content_type == "" for image in images)
+
+    ImageRow.objects.finish(pipeline.classify_stored(images, classifier=CountingClassifier()), "counting")
+
+    rows = {image.original_name: image for image in ImageRow.objects.all()}
+    cat = rows.pop("cat.jpg")
+    assert cat.status == "done" and cat.thumbnail.name.endswith("/thumbnail.jpg")
+    assert (cat.content_type, cat.width, cat.height) == ("image/jpeg", 451, 300)
+    assert cat.sha256 == hashlib.sha256(files["cat.jpg"]).hexdigest()
+    for name, image in rows.items():
+        with pytest.raises(UndecodableImage) as refused:  # what an upload through the web tier is refused with
+            check_upload(SimpleUploadedFile(name, files[name]))
+        assert (image.status, image.error_code, image.error) == ("failed", refused.value.code, str(refused.value)), name
+        assert image.sha256 == hashlib.sha256(files[name]).hexdigest() and image.content_type == ""
 
 
 # Real photos at a camera's size; chelsea at 4× is the close call: Egyptian cat 0.39, tiger cat 0.36.

@@ -4,10 +4,20 @@ statement's condition as S3 does, so the TLS-only policy is checked as a documen
 import json
 
 import pytest
+import requests
 from django.conf import settings
+from django.core.files.storage import default_storage
 
 from deploy import bucket
-from deploy.bucket import ABORT_UPLOADS, PRIVATE_BUCKET, TLS_SID, ensure_bucket, requires_tls
+from deploy.bucket import (
+    ABORT_UPLOADS,
+    PRIVATE_BUCKET,
+    TLS_SID,
+    ensure_bucket,
+    ensure_upload_cors,
+    requires_tls,
+    uploads_cors_rule,
+)
 from deploy.provision import provision
 from imgsite.aws import client
 
@@ -53,8 +63,8 @@ def test_an_existing_bucket_is_checked_and_repaired(own_names):
 
 def test_a_dry_run_repairs_nothing(own_names):
     bare_bucket(own_names)
-    assert len(ensure_bucket(own_names, dry_run=True)) == 3
-    assert len(ensure_bucket(own_names, dry_run=True)) == 3
+    assert len(ensure_bucket(own_names, dry_run=True)) == 4
+    assert len(ensure_bucket(own_names, dry_run=True)) == 4
 
 
 def test_a_new_bucket_is_created_with_its_posture(own_names):
@@ -98,3 +108,45 @@ def test_tls_is_required_wherever_clients_use_it(settings, endpoint, wanted):
 def test_the_suites_bucket_has_the_posture(aws):
     assert posture(settings.IMAGE_BUCKET)["block"] == PRIVATE_BUCKET
     assert ABORT_UPLOADS in posture(settings.IMAGE_BUCKET)["rules"]
+
+
+OTHER_CORS = {"ID": "someone-elses", "AllowedMethods": ["GET"], "AllowedOrigins": ["https://other.example.com"]}
+
+
+def cors_rules(name):
+    return s3().get_bucket_cors(Bucket=name)["CORSRules"]
+
+
+def test_the_sites_pages_may_post_to_the_bucket_and_others_rules_are_kept(own_names, settings):
+    bare_bucket(own_names)
+    s3().put_bucket_cors(Bucket=own_names, CORSConfiguration={"CORSRules": [OTHER_CORS]})
+    settings.UPLOAD_ORIGINS = ["https://imgsite.example.com"]
+    assert ensure_upload_cors(own_names, settings.UPLOAD_ORIGINS, dry_run=True) == [
+        f"allow browser uploads to bucket {own_names} from https://imgsite.example.com"]
+    assert cors_rules(own_names) == [OTHER_CORS]
+
+    assert ensure_bucket(own_names)[-1] == f"allow browser uploads to bucket {own_names} from https://imgsite.example.com"
+    assert cors_rules(own_names) == [OTHER_CORS, uploads_cors_rule(["https://imgsite.example.com"])]
+    assert ensure_bucket(own_names) == []
+
+    settings.UPLOAD_ORIGINS = ["https://imgsite.example.com", "https://www.imgsite.example.com"]
+    assert len(ensure_bucket(own_names)) == 1 and cors_rules(own_names)[1]["AllowedOrigins"] == settings.UPLOAD_ORIGINS
+    settings.UPLOAD_ORIGINS = []
+    assert ensure_bucket(own_names) == [f"stop browser uploads to bucket {own_names} (no UPLOAD_ORIGINS)"]
+    assert cors_rules(own_names) == [OTHER_CORS] and ensure_bucket(own_names) == []
+
+
+def test_the_suites_pages_may_post_to_its_bucket_and_no_other_page_may(aws):
+    [rule] = cors_rules(settings.IMAGE_BUCKET)
+    assert rule["AllowedMethods"] == ["POST"]
+    assert rule["AllowedOrigins"] == ["http://127.0.0.1:*", "http://localhost:*"]  # DEBUG: any port here
+    key = "images/00000000-0000-4000-8000-000000000000/original"
+    post = default_storage.presigned_post(key, 3, 60)
+    for origin, allowed in [("http://localhost:8000", True), ("https://elsewhere.example", False)]:
+        preflight = requests.options(post["url"], timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert (preflight.headers.get("Access-Control-Allow-Origin") == origin) is allowed
+        answer = requests.post(post["url"], data=post["fields"], files={"file": ("blob", b"abc")},
+                               headers={"Origin": origin}, timeout=10)  # the page may read it, or not
+        assert answer.status_code == 204 and (answer.headers.get("Access-Control-Allow-Origin") == origin) is allowed
+    default_storage.delete_many([key])

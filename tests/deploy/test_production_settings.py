@@ -17,7 +17,8 @@ from tests.conftest import database_url
 
 def production_env(**extra):
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
-    env.update(DEBUG="false", SECRET_KEY=secrets.token_urlsafe(50), ALLOWED_HOSTS="imgsite.example.com", **extra)
+    env.update({"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "imgsite.example.com",
+                **extra})
     return env
 
 
@@ -40,6 +41,14 @@ def test_check_deploy_is_clean_with_debug_off():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_browsers_upload_to_the_bucket_from_the_sites_https_origins():
+    assert production_settings("UPLOAD_ORIGINS") == {"UPLOAD_ORIGINS": ["https://imgsite.example.com"]}
+    assert production_settings("UPLOAD_ORIGINS", ALLOWED_HOSTS=".example.com,imgsite.example.org") == {
+        "UPLOAD_ORIGINS": ["https://*.example.com", "https://imgsite.example.org"]}
+    assert production_settings("UPLOAD_ORIGINS", CSRF_TRUSTED_ORIGINS="https://imgsite.example.com:8443") == {
+        "UPLOAD_ORIGINS": ["https://imgsite.example.com:8443"]}
 
 
 def test_cookies_are_https_only_and_hsts_is_on():

@@ -1,6 +1,6 @@
 """The Content-Security-Policy header: no inline or eval'd script or style anywhere, and img-src
-allows exactly the origin of the bucket's presigned URLs (the browser test, tests/web/test_csp.py,
-shows that every page works under it)."""
+and connect-src allow exactly the origin of the bucket's presigned URLs, GETs and POSTs (the browser
+tests, tests/web/test_csp.py and tests/web/test_browser.py, show that every page works under it)."""
 from urllib.parse import urlsplit
 
 import boto3
@@ -26,11 +26,15 @@ def test_the_origin_on_aws_is_where_boto3_presigns(region, monkeypatch):
                                                               s3={"addressing_style": "virtual"}))
     url = s3.generate_presigned_url("get_object", Params={"Bucket": "imgsite-images", "Key": "images/x/thumbnail.jpg"})
     assert origin(url) == bucket_origin("imgsite-images", region, "")
+    post = s3.generate_presigned_post("imgsite-images", "images/x/original")
+    assert origin(post["url"]) == bucket_origin("imgsite-images", region, "")
 
 
 def test_the_configured_origin_is_where_the_storage_presigns():
     url = default_storage.signed_url("images/x/thumbnail.jpg", "image/jpeg")
     assert settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["img-src"] == ["'self'", "data:", origin(url)]
+    post = default_storage.presigned_post("images/x/original", 10, 60)
+    assert settings.CONTENT_SECURITY_POLICY["DIRECTIVES"]["connect-src"] == ["'self'", origin(post["url"])]
 
 
 @pytest.mark.django_db

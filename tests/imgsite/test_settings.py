@@ -41,6 +41,8 @@ def refusal(result):
     ("REDIS_URL", "localhost:6379"),
     ("NUM_PROXIES", "one"),
     ("NUM_PROXIES", "-1"),
+    ("PRESIGNED_UPLOAD_EXPIRY", "30"),
+    ("UPLOAD_ORIGINS", "imgsite.example.com"),
 ])
 def test_it_names_the_bad_setting(name, value):
     result = start_with(**{name: value})

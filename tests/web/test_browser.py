@@ -1,7 +1,9 @@
-"""In headless Chromium: upload five files by the file input, watch every badge reach its final
-state without a reload, check labels and the failure reason, export CSV, keep a screenshot."""
+"""In headless Chromium: upload five files by the file input, straight to the local S3 (no image
+through the web server), watch every badge reach its final state without a reload, check labels and
+the failure reason, export CSV, keep a screenshot; the uploader's counts, rows and batch list."""
 import csv
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from accounts.models import ApiToken
-from classifier.models import Image
+from classifier.models import Batch, Image
 from tests import corpus
 from tests.browser import chromium_page
 from tests.classifier.conftest import model_dir  # noqa: F401  (the workers need the built model)
@@ -47,6 +49,34 @@ def upload_files(tmp_path):
     return [tmp_path / name for name in files]
 
 
+class Requests:
+    """What the page sends: every POST, to the site or to the bucket, with its body's type and size."""
+
+    def __init__(self, page, site):
+        self.site, self.posts = site, []
+        page.on("request", self.record)
+
+    def record(self, request):
+        if request.method == "POST":
+            body = request.post_data_buffer or b""
+            self.posts.append((request.url, request.headers.get("content-type", ""), len(body)))
+
+    def to_site(self, path=""):
+        return [post for post in self.posts if post[0].startswith(self.site + path)]
+
+    def to_bucket(self):
+        return [post for post in self.posts if post[0].startswith(settings.AWS_ENDPOINT_URL)]
+
+
+def assert_no_image_through_the_site(requests, images):
+    """Every image went to the bucket; the site got small JSON requests only, never a form upload."""
+    assert len(requests.to_bucket()) == images
+    assert all(kind.startswith("multipart/form-data") for _, kind, _ in requests.to_bucket())
+    api = requests.to_site("/api/")
+    assert api and all(kind == "application/json" and size < 20_000 for _, kind, size in api), api
+    assert not [post for post in requests.to_site() if "multipart" in post[1]]
+
+
 def log_in(page, base_url, username):
     page.goto(f"{base_url}/accounts/login/")
     page.fill("#id_username", username)
@@ -67,11 +97,17 @@ def test_a_user_uploads_five_files_and_watches_them_finish(
 
 
         page.wait_for_selector("form#upload-form[data-ready]", state="attached")
+        requests = Requests(page, live_server.url)
         page.set_input_files("#files", [str(path) for path in upload_files])
         assert page.locator("#file-list li").count() == 5
         assert page.inner_text("#upload-button") == "Upload 5 files"
         page.click("#upload-button")
-        page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=60_000)
+        page.wait_for_function("() => document.getElementById('upload-status').textContent.includes('uploaded into')",
+                               timeout=60_000)
+        assert_no_image_through_the_site(requests, 5)
+        assert page.inner_text("#overall-text").startswith("5 of 5 files done")
+        page.click("#batch-link")
+        page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=10_000)
 
         # Every image is still queued: no worker runs yet. Start one now, and watch.
         assert page.locator(".card.image[data-status=queued]").count() == 5
@@ -135,8 +171,7 @@ def test_the_uploader_refuses_wrong_files_and_sends_the_rest_in_several_requests
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     with chromium_page(viewport={"width": 1024, "height": 900}) as page:
-        posts = []
-        page.on("request", lambda request: posts.append(request.url) if request.method == "POST" else None)
+        requests = Requests(page, live_server.url)
         log_in(page, live_server.url, "dave")
         page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("#files", [str(tmp_path / name) for name in files])
@@ -148,19 +183,123 @@ def test_the_uploader_refuses_wrong_files_and_sends_the_rest_in_several_requests
         page.locator("#batch-link").wait_for(state="visible", timeout=60_000)
         page.screenshot(path=ARTIFACTS / "upload.png", full_page=True)
 
-        assert rows["fake.jpg"].locator(".file-state").inner_text() == "Refused: Not an image: looks like HTML/text."
+        page.wait_for_function("() => document.getElementById('upload-status').textContent.includes('uploaded into')",
+                               timeout=60_000)
+        # Its bytes are read by the worker, which fails it with the reason the web tier would give.
+        assert rows["fake.jpg"].locator(".file-state").inner_text() == "Uploaded, queued"
         assert rows["photo0.jpg"].locator(".file-state").inner_text() == "Uploaded, queued"
         assert rows["photo2.jpg"].locator("progress").get_attribute("value") == "100"
-        uploads = [url for url in posts if "/api/v1/batches" in url]
-        assert len(uploads) == 2 and uploads[1].endswith("/images")  # the second joins the first's batch
+        starts = [url for url, _, _ in requests.to_site("/api/v1/batches") if url.endswith("/uploads")]
+        commits = [url for url, _, _ in requests.to_site("/api/v1/batches") if url.endswith("/commit")]
+        assert len(starts) == len(commits) == 2 and re.search(r"/batches/\d+/uploads$", starts[1])  # the first's batch
+        assert_no_image_through_the_site(requests, 4)
+        assert page.inner_text("#upload-status") == (f"4 files uploaded into batch {Batch.objects.get().pk}; "
+                                                     "2 not accepted (see below).")
         batch_url = page.get_attribute("#batch-link", "href")
         page.click("#batch-link")
         page.wait_for_url(f"{live_server.url}{batch_url}")
-        assert page.locator(".card.image").count() == 3
+        assert page.locator(".card.image").count() == 4
 
         page.goto(f"{live_server.url}/images/?status=queued")
-        assert page.locator(".card.image").count() == 3
+        assert page.locator(".card.image").count() == 4
         page.screenshot(path=ARTIFACTS / "images.png", full_page=True)
+    connection.close()
+
+
+UPLOADED = "() => document.getElementById('upload-status').textContent.includes('uploaded into')"
+
+
+def test_the_uploader_tells_each_upload_apart_and_each_file_of_a_name_apart(
+    live_server, aws, settings, tmp_path, django_user_model, sync_browser_may_use_the_database,
+):
+    django_user_model.objects.create_user("hana", password=PASSWORD)
+    small, large, rocket = photo_jpeg("chelsea", max_side=120), photo_jpeg("coffee", max_side=600), photo_jpeg(
+        "rocket", max_side=120)
+    settings.QUOTA_BYTES_STORED = len(small) + len(rocket) + 1000  # room for the small ones only
+    for folder, data in [("a", small), ("b", large)]:
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "photo.jpg").write_bytes(data)
+    (tmp_path / "rocket.jpg").write_bytes(rocket)
+    (tmp_path / "late.jpg").write_bytes(photo_jpeg("astronaut", max_side=100))
+
+    with chromium_page(viewport={"width": 1024, "height": 900}) as page:
+        log_in(page, live_server.url, "hana")
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
+        page.evaluate("window.notReloaded = true")
+        assert page.locator("#batches .batch-row").count() == 0
+
+        # Two files of one name; the server refuses the second (over the storage quota), on its own row.
+        page.set_input_files("#files", [str(tmp_path / "a" / "photo.jpg"), str(tmp_path / "b" / "photo.jpg")])
+        page.click("#upload-button")
+        page.wait_for_function(UPLOADED, timeout=60_000)
+        first = Batch.objects.get().pk
+        rows = page.locator("#file-list li")
+        assert rows.nth(0).locator(".file-state").inner_text() == "Uploaded, queued"
+        assert rows.nth(1).locator(".file-state").inner_text().startswith(
+            "Refused: Your images would take more than your storage")
+        assert page.inner_text("#upload-status") == f"1 file uploaded into batch {first}; 1 not accepted (see below)."
+        assert page.inner_text("#overall-text").startswith("2 of 2 files done")
+        assert page.inner_text("#batch-link") == f"Open batch {first}"
+        page.wait_for_function("() => document.querySelectorAll('#batches .batch-row').length === 1", timeout=10_000)
+        assert page.inner_text("#batches .batch-row a") == f"Batch {first}"  # listed without a reload
+        page.screenshot(path=ARTIFACTS / "uploader-first.png", full_page=True)
+
+        # A second upload on the same page starts afresh: its own rows, counts and batch.
+        page.set_input_files("#files", [str(tmp_path / "rocket.jpg")])
+        assert page.locator("#file-list li").count() == 1 and page.is_hidden("#batch-link")
+        assert page.inner_text("#upload-button") == "Upload 1 file"
+        page.click("#upload-button")
+        page.wait_for_function(UPLOADED, timeout=60_000)
+        second = Batch.objects.exclude(pk=first).get().pk
+        assert page.inner_text("#upload-status") == f"1 file uploaded into batch {second}."
+        assert page.inner_text("#overall-text").startswith("1 of 1 file done")
+        assert page.get_attribute("#batch-link", "href") == f"/batches/{second}/"
+        page.wait_for_function("() => document.querySelectorAll('#batches .batch-row').length === 2", timeout=10_000)
+        assert page.locator("#batches .batch-row a").all_inner_texts() == [f"Batch {second}", f"Batch {first}"]
+
+        # A quota that waiting a little will not cure is said at once, not waited for.
+        settings.QUOTA_OPEN_IMAGES = 2
+        page.set_input_files("#files", [str(tmp_path / "late.jpg")])
+        page.click("#upload-button")
+        page.wait_for_function("() => document.getElementById('upload-status').textContent.startsWith('Not uploaded')",
+                               timeout=10_000)
+        assert page.inner_text("#upload-status") == (
+            "Not uploaded: You have the most images waiting or being classified at once (limit 2): upload more once "
+            "some have finished.")
+        assert page.locator("#file-list li .file-state").inner_text().startswith("Not uploaded: You have the most")
+        assert page.evaluate("window.notReloaded") is True
+    connection.close()
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["photo.jpg", "rocket.jpg"]
+    assert Image.objects.get(original_name="photo.jpg").size == len(small)
+
+
+def test_an_archive_is_expanded_on_the_server_beside_images_sent_to_storage(
+    live_server, aws, tmp_path, django_user_model, sync_browser_may_use_the_database,
+):
+    django_user_model.objects.create_user("ivan", password=PASSWORD)
+    (tmp_path / "single.jpg").write_bytes(photo_jpeg("rocket", max_side=100))
+    with zipfile.ZipFile(tmp_path / "photos.zip", "w") as archive:
+        archive.writestr("cat.jpg", photo_jpeg("chelsea", max_side=100))
+        archive.writestr("coffee.jpg", photo_jpeg("coffee", max_side=100))
+        archive.writestr("notes.txt", "not a picture\n" * 20)
+    with chromium_page() as page:
+        requests = Requests(page, live_server.url)
+        log_in(page, live_server.url, "ivan")
+        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
+        page.set_input_files("#files", [str(tmp_path / "single.jpg"), str(tmp_path / "photos.zip")])
+        page.click("#upload-button")
+        page.wait_for_function(UPLOADED, timeout=60_000)
+        batch = Batch.objects.get().pk
+        rows = page.locator("#file-list li .file-state").all_inner_texts()
+        assert rows == ["Uploaded, queued", "Uploaded and expanded: 2 images accepted.",
+                        "Refused (inside the archive): Not an image: looks like HTML/text."]
+        assert page.inner_text("#upload-status") == f"2 files uploaded into batch {batch}; 1 not accepted (see below)."
+        forms = [url for url, kind, _ in requests.to_site() if kind.startswith("multipart/form-data")]
+        assert forms == [f"{live_server.url}/api/v1/batches/{batch}/images"]  # the archive only, into the batch
+        assert len(requests.to_bucket()) == 1
+    connection.close()
+    assert list(Image.objects.order_by("id").values_list("original_name", flat=True)) == [
+        "single.jpg", "cat.jpg", "coffee.jpg"]
 
 
 def test_expired_thumbnails_are_refreshed_together_and_only_those(
@@ -215,9 +354,13 @@ def test_images_added_after_the_page_loaded_get_cards_and_names_keep_their_quote
     with chromium_page(viewport={"width": 1280, "height": 900}) as page:
         log_in(page, live_server.url, "erin")
         page.wait_for_selector("form#upload-form[data-ready]", state="attached")
-        page.set_input_files("#files", [str(quoted)])  # through the gallery's uploader (FormData)
+        page.set_input_files("#files", [str(quoted)])  # through the gallery's uploader
         page.click("#upload-button")
-        page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=60_000)
+        page.locator("#batch-link").wait_for(state="visible", timeout=60_000)
+        page.wait_for_function("() => document.getElementById('upload-status').textContent.includes('uploaded into')",
+                               timeout=60_000)
+        page.click("#batch-link")
+        page.wait_for_url(re.compile(r".*/batches/\d+/$"), timeout=10_000)
         assert page.inner_text(".card.image .name") == 'a "quoted" name.jpg'
         batch = int(page.url.rstrip("/").rsplit("/", 1)[1])
         page.evaluate("window.notReloaded = true")
