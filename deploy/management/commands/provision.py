@@ -7,7 +7,7 @@ from deploy import provision as provisioning
 
 class Command(BaseCommand):
     help = ("Create the S3 bucket, the SQS queue and its dead-letter queue from settings (idempotent); "
-            "optionally the workers' IAM role, launch template and Auto Scaling group. "
+            "optionally each tier's IAM role, the workers' launch template and Auto Scaling group. "
             "--teardown removes what the same options create.")
 
     def add_arguments(self, parser):
@@ -15,8 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--teardown", action="store_true",
                             help="Remove instead of create (a bucket that still holds images is kept).")
         parser.add_argument("--with-iam", action="store_true",
-                            help="The workers' least-privilege IAM role and instance profile "
-                                 "(named EC2_INSTANCE_PROFILE, else FLEET_NAME).")
+                            help="Each tier's least-privilege IAM role and instance profile: the workers' "
+                                 "(EC2_INSTANCE_PROFILE, else FLEET_NAME), FLEET_NAME-web and FLEET_NAME-autoscaler.")
         parser.add_argument("--with-launch-template", action="store_true",
                             help="The workers' launch template (named EC2_LAUNCH_TEMPLATE, else FLEET_NAME).")
         parser.add_argument("--ami-id", default=settings.EC2_AMI_ID or None,

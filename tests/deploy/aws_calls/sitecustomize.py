@@ -7,11 +7,16 @@ import botocore.client
 import botocore.exceptions
 
 LOG = os.environ["AWS_CALL_LOG"]
-PARAMETERS = ("Bucket", "Key", "QueueUrl", "Path", "Error")
+# What IAM decides on (tests/deploy/iam_requests.py); never a body, a value or a secret.
+PARAMETERS = ("Bucket", "Key", "Prefix", "Delete", "QueueUrl", "QueueName", "Path", "Names", "InstanceIds",
+              "Resources", "Tags", "TagSpecifications", "LaunchTemplate", "AutoScalingGroupName", "InstanceId",
+              "Namespace", "Error")
 
 
 def record(service, operation, parameters):
     entry = {"service": service, "operation": operation, **{k: parameters[k] for k in PARAMETERS if k in parameters}}
+    if "Delete" in entry:
+        entry["Delete"] = [item["Key"] for item in entry["Delete"]["Objects"]]
     with open(LOG, "a") as log:
         log.write(json.dumps(entry) + "\n")
 
