@@ -1,6 +1,7 @@
 """Create the bucket (or repair an existing one's posture: deploy/bucket.py), the queue and its
 dead-letter queue from settings, idempotently; optionally each tier's IAM role (deploy/iam.py),
-the workers' launch template and Auto Scaling group.
+the workers' launch template and Auto Scaling group, and the workers' PostgreSQL role
+(deploy/database_roles.py).
 
 Each `ensure_*` function compares what exists with what settings ask for and returns
 a list of the changes it made (or would make, with dry_run), so a second run reports none.
@@ -13,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from deploy.bucket import delete_bucket, ensure_bucket
+from deploy.database_roles import drop_worker_database_role, ensure_worker_database_role
 from deploy.iam import (
     autoscaler_role_name,
     caller_account,
@@ -131,7 +133,7 @@ def fleet_launch_template_arn(dry_run=False):
     return f"arn:{partition}:ec2:{settings.AWS_REGION}:{account}:launch-template/{template_id}"
 
 
-def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, ami_id=None):
+def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, db_roles=False, ami_id=None):
     """Everything the pipeline needs, plus the chosen infrastructure; returns the list of changes.
 
     The workers' role comes before the template (which names its instance profile), the other
@@ -147,6 +149,8 @@ def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, ami
         changes += ensure_auto_scaling_group(settings.ASG_NAME, launch_template_name(), dry_run)
     if iam:
         changes += ensure_tier_identities(fleet_launch_template_arn(dry_run), dry_run)
+    if db_roles:
+        changes += ensure_worker_database_role(dry_run)
     return changes
 
 
@@ -159,9 +163,11 @@ def delete_queue(name, dry_run=False):
     return [f"delete queue {name}"]
 
 
-def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False):
+def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False, db_roles=False):
     """Remove what `provision` with the same options creates, in reverse order; returns the changes."""
     changes = []
+    if db_roles:
+        changes += drop_worker_database_role(dry_run)
     if iam:
         changes += delete_identity(autoscaler_role_name(), dry_run) + delete_identity(web_role_name(), dry_run)
     if asg:
