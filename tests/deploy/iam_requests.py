@@ -4,8 +4,9 @@ whether a policy document allows it, conditions included.
 A call becomes one or more requests (action, resource, context): RunInstances, for instance, is
 checked by AWS on the instance, its image, subnet, network interface, security group, volume and
 launch template, passes the instance profile's role, and tags at creation. The context holds the
-condition keys our documents use, read from the call and from moto's state (an instance's tags,
-the template's instance type), so that the tag, template and type conditions are evaluated too.
+condition keys our documents use, read from the call, the tags its instances had when it was made
+(the recorder notes them) and moto's state (the template's id and instance type), so that the
+tag, template and type conditions are evaluated too.
 """
 import json
 from fnmatch import fnmatchcase
@@ -67,10 +68,9 @@ def cloudwatch_requests(operation, call):
     return [(f"cloudwatch:{operation}", "*", {"cloudwatch:namespace": call["Namespace"]})]
 
 
-def instance_tags(instance_id):
-    reservations = client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
-    return {tag["Key"]: tag["Value"] for reservation in reservations for instance in reservation["Instances"]
-            for tag in instance.get("Tags", [])}
+def instance_tags(call, instance_id):
+    """The instance's tags when the call was made (the recorder notes them)."""
+    return call["InstanceTags"][instance_id]
 
 
 def resource_tags(tags):
@@ -88,14 +88,12 @@ def ec2_requests(operation, call):
     if operation == "RunInstances":
         return run_instances_requests(call)
     if operation == "CreateTags":
-        # The tags the instance had before: all but those this call sets.
-        setting = {tag["Key"] for tag in call["Tags"]}
         return [("ec2:CreateTags", arn("ec2", f"instance/{instance}"), {
-            **resource_tags({k: v for k, v in instance_tags(instance).items() if k not in setting}),
-            **request_tags(call["Tags"])}) for instance in call["Resources"]]
+            **resource_tags(instance_tags(call, instance)), **request_tags(call["Tags"])})
+            for instance in call["Resources"]]
     if operation == "TerminateInstances":
-        return [("ec2:TerminateInstances", arn("ec2", f"instance/{instance}"), resource_tags(instance_tags(instance)))
-                for instance in call["InstanceIds"]]
+        return [("ec2:TerminateInstances", arn("ec2", f"instance/{instance}"),
+                 resource_tags(instance_tags(call, instance))) for instance in call["InstanceIds"]]
     raise AssertionError(f"an unexpected EC2 call: {operation}")
 
 
@@ -129,8 +127,8 @@ def run_instances_requests(call):
 def autoscaling_requests(operation, call):
     if operation == "DescribeAutoScalingGroups":
         return [("autoscaling:DescribeAutoScalingGroups", "*", {})]
-    name = call.get("AutoScalingGroupName") or client("autoscaling").describe_auto_scaling_instances(
-        InstanceIds=[call["InstanceId"]])["AutoScalingInstances"][0]["AutoScalingGroupName"]
+    # The instance's group, from the tag Auto Scaling puts on each of its instances.
+    name = call.get("AutoScalingGroupName") or instance_tags(call, call["InstanceId"])["aws:autoscaling:groupName"]
     group = client("autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["AutoScalingGroupARN"]
     return [(f"autoscaling:{operation}", group, {})]
