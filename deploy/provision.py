@@ -109,7 +109,7 @@ def worker_queue_url():
     return f"https://sqs.{settings.AWS_REGION}.amazonaws.com/{account}/{settings.CLASSIFY_QUEUE}"
 
 
-def fleet_launch_template_arn(dry_run=False):
+def fleet_launch_template_arn(dry_run=False, creating=False):
     """For the ec2 backend, the ARN of the template it launches from (EC2_LAUNCH_TEMPLATE, else
     FLEET_NAME), which the autoscaler's role names: by id, so it must exist first. None otherwise."""
     if settings.AUTOSCALE_BACKEND != "ec2":
@@ -125,7 +125,7 @@ def fleet_launch_template_arn(dry_run=False):
     partition, account = caller_account()
     if found:
         template_id = found[0]["LaunchTemplateId"]
-    elif dry_run:  # made by this very run
+    elif dry_run and creating:  # made by this very run
         template_id = f"<id of {template}>"
     else:
         raise ImproperlyConfigured(f"the autoscaler's role names the launch template it launches from, and there is "
@@ -148,7 +148,7 @@ def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, db_
     if asg:
         changes += ensure_auto_scaling_group(settings.ASG_NAME, launch_template_name(), dry_run)
     if iam:
-        changes += ensure_tier_identities(fleet_launch_template_arn(dry_run), dry_run)
+        changes += ensure_tier_identities(fleet_launch_template_arn(dry_run, launch_template or asg), dry_run)
     if db_roles:
         changes += ensure_worker_database_role(dry_run)
     return changes

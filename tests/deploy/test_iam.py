@@ -267,8 +267,11 @@ def test_each_role_on_moto_is_only_for_ec2_and_has_only_its_policy(own_names):
 
 def test_with_the_ec2_backend_the_autoscalers_role_names_the_provisioned_template(own_names, moto_ami, settings):
     settings.AUTOSCALE_BACKEND = "ec2"
-    with pytest.raises(ImproperlyConfigured, match="--with-launch-template"):
-        provision(iam=True)
+    for dry_run in (True, False):
+        with pytest.raises(ImproperlyConfigured, match="--with-launch-template"):
+            provision(dry_run, iam=True)
+    planned = provision(dry_run=True, iam=True, launch_template=True, ami_id=moto_ami)
+    assert f"add policy imgsite-autoscaler on IAM role {own_names}-autoscaler" in planned
 
     provision(iam=True, launch_template=True, ami_id=moto_ami)
 
