@@ -1,6 +1,7 @@
 """Create the bucket (or repair an existing one's posture: deploy/bucket.py), the queue and its
-dead-letter queue from settings, idempotently; optionally the workers' IAM role, launch template
-and Auto Scaling group too.
+dead-letter queue from settings, idempotently; optionally each tier's IAM role (deploy/iam.py),
+the workers' launch template and Auto Scaling group, and the workers' PostgreSQL role
+(deploy/database_roles.py).
 
 Each `ensure_*` function compares what exists with what settings ask for and returns
 a list of the changes it made (or would make, with dry_run), so a second run reports none.
@@ -13,7 +14,16 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from deploy.bucket import delete_bucket, ensure_bucket
-from deploy.iam import caller_account, delete_worker_identity, ensure_worker_identity
+from deploy.database_roles import drop_worker_database_role, ensure_worker_database_role
+from deploy.iam import (
+    autoscaler_role_name,
+    caller_account,
+    delete_identity,
+    ensure_tier_identities,
+    ensure_worker_identity,
+    web_role_name,
+    worker_role_name,
+)
 from deploy.launch import (
     delete_auto_scaling_group,
     delete_launch_template,
@@ -83,11 +93,6 @@ def ensure_queues(dry_run=False):
     return changes + more
 
 
-def instance_profile_name():
-    profile = settings.EC2_INSTANCE_PROFILE or settings.FLEET_NAME
-    return profile.rsplit("/", 1)[-1] if profile.startswith("arn:") else profile
-
-
 def launch_template_name():
     name = settings.EC2_LAUNCH_TEMPLATE or settings.FLEET_NAME
     if name.startswith("lt-"):
@@ -104,17 +109,48 @@ def worker_queue_url():
     return f"https://sqs.{settings.AWS_REGION}.amazonaws.com/{account}/{settings.CLASSIFY_QUEUE}"
 
 
-def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, ami_id=None):
-    """Everything the pipeline needs, plus the chosen worker infrastructure; returns the list of changes."""
+def fleet_launch_template_arn(dry_run=False, creating=False):
+    """For the ec2 backend, the ARN of the template it launches from (EC2_LAUNCH_TEMPLATE, else
+    FLEET_NAME), which the autoscaler's role names: by id, so it must exist first. None otherwise."""
+    if settings.AUTOSCALE_BACKEND != "ec2":
+        return None
+    template = settings.EC2_LAUNCH_TEMPLATE or settings.FLEET_NAME
+    key = "LaunchTemplateIds" if template.startswith("lt-") else "LaunchTemplateNames"
+    try:
+        found = client("ec2").describe_launch_templates(**{key: [template]})["LaunchTemplates"]
+    except ClientError as exc:
+        if "NotFound" not in exc.response["Error"]["Code"]:
+            raise
+        found = []
+    partition, account = caller_account()
+    if found:
+        template_id = found[0]["LaunchTemplateId"]
+    elif dry_run and creating:  # made by this very run
+        template_id = f"<id of {template}>"
+    else:
+        raise ImproperlyConfigured(f"the autoscaler's role names the launch template it launches from, and there is "
+                                   f"no launch template {template}: add --with-launch-template")
+    return f"arn:{partition}:ec2:{settings.AWS_REGION}:{account}:launch-template/{template_id}"
+
+
+def provision(dry_run=False, *, iam=False, launch_template=False, asg=False, db_roles=False, ami_id=None):
+    """Everything the pipeline needs, plus the chosen infrastructure; returns the list of changes.
+
+    The workers' role comes before the template (which names its instance profile), the other
+    tiers' roles after it (the autoscaler's names the template's id)."""
     changes = ensure_bucket(settings.IMAGE_BUCKET, dry_run) + ensure_queues(dry_run)
     if iam:
-        changes += ensure_worker_identity(instance_profile_name(), dry_run)
+        changes += ensure_worker_identity(worker_role_name(), dry_run)
     if launch_template or asg:  # the group launches from the template
         data = launch_template_data(
-            worker_ami(ami_id), instance_profile_name(), encoded_user_data(worker_queue_url()))
+            worker_ami(ami_id), worker_role_name(), encoded_user_data(worker_queue_url()))
         changes += ensure_launch_template(launch_template_name(), data, dry_run)
     if asg:
         changes += ensure_auto_scaling_group(settings.ASG_NAME, launch_template_name(), dry_run)
+    if iam:
+        changes += ensure_tier_identities(fleet_launch_template_arn(dry_run, launch_template or asg), dry_run)
+    if db_roles:
+        changes += ensure_worker_database_role(dry_run)
     return changes
 
 
@@ -127,14 +163,18 @@ def delete_queue(name, dry_run=False):
     return [f"delete queue {name}"]
 
 
-def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False):
+def teardown(dry_run=False, *, iam=False, launch_template=False, asg=False, db_roles=False):
     """Remove what `provision` with the same options creates, in reverse order; returns the changes."""
     changes = []
+    if db_roles:
+        changes += drop_worker_database_role(dry_run)
+    if iam:
+        changes += delete_identity(autoscaler_role_name(), dry_run) + delete_identity(web_role_name(), dry_run)
     if asg:
         changes += delete_auto_scaling_group(settings.ASG_NAME, dry_run)
     if launch_template:
         changes += delete_launch_template(launch_template_name(), dry_run)
     if iam:
-        changes += delete_worker_identity(instance_profile_name(), dry_run)
+        changes += delete_identity(worker_role_name(), dry_run)
     changes += delete_queue(settings.CLASSIFY_QUEUE, dry_run) + delete_queue(settings.DEAD_LETTER_QUEUE, dry_run)
     return changes + delete_bucket(settings.IMAGE_BUCKET, dry_run)

@@ -1,8 +1,9 @@
 """The worker's cloud-init user data, rendered from settings: configuration, never secrets.
 
 The template (worker_ami/user-data.yaml.tmpl, or the file settings.EC2_USER_DATA_FILE
-names) writes /etc/imgsite/worker.env at boot. DATABASE_URL and SECRET_KEY stay in SSM
-Parameter Store; the worker reads them through its instance role when it starts.
+names) writes /etc/imgsite/worker.env at boot. DATABASE_URL stays in SSM Parameter Store; the
+worker reads it through its instance role when it starts (worker_ami/worker_env.py), and makes a
+SECRET_KEY of its own. A secret this process knows never renders: rendering fails instead.
 """
 import base64
 import os

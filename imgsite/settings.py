@@ -468,7 +468,7 @@ if WORKER_MAX_MEMORY_PER_CHILD <= DECODE_MEMORY_BUDGET:
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = WORKER_MAX_MEMORY_PER_CHILD // 1024  # Celery counts KiB
 
 # --- Deployment (worker_ami/, docs/deploy.md): worker secrets, the health check, HTTPS. ---
-# Worker machines read DATABASE_URL and SECRET_KEY from SSM Parameter Store under this path.
+# Worker machines read DATABASE_URL (and SENTRY_DSN) from SSM Parameter Store under this path.
 SSM_PARAMETER_PREFIX = envstr("SSM_PARAMETER_PREFIX", "/imgsite")
 if not SSM_PARAMETER_PREFIX.startswith("/") or not SSM_PARAMETER_PREFIX.strip("/"):
     raise ImproperlyConfigured(f"SSM_PARAMETER_PREFIX={SSM_PARAMETER_PREFIX!r} must be a path such as /imgsite")

@@ -71,7 +71,8 @@ REFERENCE = {
          "CSRF_TRUSTED_ORIGINS, else `https://` + each ALLOWED_HOSTS name; with DEBUG, `http://127.0.0.1:*` and "
          "`http://localhost:*`"),
         ("CLASSIFY_QUEUE", ALL + (PROVISION,), "The SQS queue of classification tasks.", None),
-        ("CLASSIFY_QUEUE_URL", ALL, "The queue's URL, if known: no sqs:ListQueues or GetQueueUrl needed.", None),
+        ("CLASSIFY_QUEUE_URL", ALL, "The queue's URL: no sqs:ListQueues or GetQueueUrl needed. Required with "
+                                    "the provisioned roles, which grant neither.", None),
         ("DEAD_LETTER_QUEUE", (AUTOSCALER, PROVISION), "Where SQS moves a message that failed MAX_RECEIVE_COUNT "
                                                        "times; the sweeper empties it.", None),
         ("MAX_RECEIVE_COUNT", (WORKER, AUTOSCALER, PROVISION), "Deliveries of one message before it is "
@@ -90,8 +91,8 @@ REFERENCE = {
                                    "credentials.", None),
         ("RESEND_AFTER_SECONDS", (AUTOSCALER,), "A sent image unclaimed this long (or whose claim lapsed this "
                                                 "long ago) has lost its message: the sweeper sends it again.", None),
-        ("SSM_PARAMETER_PREFIX", (WORKER, PROVISION), "SSM Parameter Store path whose parameters become the "
-                                                      "workers' environment (DATABASE_URL, SECRET_KEY...).", None),
+        ("SSM_PARAMETER_PREFIX", (WORKER, PROVISION), "SSM Parameter Store path under which workers read "
+                                                      "DATABASE_URL and SENTRY_DSN, and nothing else.", None),
     ],
     "Uploads and the API": [
         ("MAX_UPLOAD_BYTES", (WEB, WORKER), "Largest image file accepted.", None),
@@ -154,7 +155,8 @@ REFERENCE = {
                                                    "copy waiting; renewed every pass.", None),
         ("AUTOSCALE_DRAIN_TIMEOUT", (AUTOSCALER,), "A draining node still busy after this is stopped anyway.",
          None),
-        ("FLEET_NAME", (AUTOSCALER, PROVISION), "Names the workers' instances, role and launch template.", None),
+        ("FLEET_NAME", (AUTOSCALER, PROVISION), "Names the workers' instances, role and launch template, and "
+                                                "the roles FLEET_NAME-web and FLEET_NAME-autoscaler.", None),
         ("ASG_NAME", (AUTOSCALER, PROVISION), "The Auto Scaling group (asg backend).", None),
         ("EC2_LAUNCH_TEMPLATE", (AUTOSCALER, PROVISION), "The launch template (ec2 backend); default FLEET_NAME.",
          None),

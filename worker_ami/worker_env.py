@@ -3,21 +3,26 @@
 - WORKER_NODE: this instance's id, from the instance metadata service (IMDSv2), so that the
   autoscaler's node ids and the workers' heartbeats name the same machine.
 - WORKER_CONCURRENCY: the core count, unless /etc/imgsite/worker.env sets it.
-- Every SSM parameter under SSM_PARAMETER_PREFIX (e.g. /imgsite/DATABASE_URL), decrypted
-  through the instance role. Secrets live only here, in a file the service user alone can read.
+- The allowed SSM parameters under SSM_PARAMETER_PREFIX (PARAMETERS: DATABASE_URL, naming the
+  workers' own database role, and SENTRY_DSN), decrypted through the instance role, which may
+  read those and no other. Secrets live only here, in a file the service user alone can read.
+- SECRET_KEY: the worker's own, new on each start. A worker signs nothing another process
+  checks, so it never holds the web tier's key, even when an operator put it under the prefix.
 
 Standalone (the standard library and boto3), since Django settings need these very values.
 Usage: worker_env.py /run/imgsite/worker.env
 """
 import os
 import re
+import secrets
 import sys
 import urllib.request
 
 import boto3
 
-REQUIRED = ("DATABASE_URL", "SECRET_KEY")
-VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+# What a worker may read from SSM (deploy/iam.py: WORKER_PARAMETERS grants exactly these).
+PARAMETERS = ("DATABASE_URL", "SENTRY_DSN")
+REQUIRED = ("DATABASE_URL",)
 
 
 def metadata_endpoint():
@@ -37,30 +42,25 @@ def instance_id(timeout=2):
         return response.read().decode().strip()
 
 
-def parameters(prefix, ssm):
-    """{NAME: value} for each parameter directly under `prefix`."""
-    pages = ssm.get_paginator("get_parameters_by_path").paginate(Path=prefix, WithDecryption=True)
-    values = {}
-    for page in pages:
-        for parameter in page["Parameters"]:
-            name = parameter["Name"].rsplit("/", 1)[-1]
-            if VARIABLE_NAME.fullmatch(name):
-                values[name] = parameter["Value"]
-            else:
-                print(f"worker_env: ignoring {parameter['Name']}: not an environment variable name", file=sys.stderr)
-    return values
+def parameters(prefix, ssm, names=PARAMETERS):
+    """{NAME: value} for each of `names` that exists under `prefix`: one GetParameters call, by
+    name, so the role needs no right to list the prefix or read anything else under it."""
+    prefix = prefix.rstrip("/")
+    answer = ssm.get_parameters(Names=[f"{prefix}/{name}" for name in names], WithDecryption=True)
+    return {parameter["Name"].rsplit("/", 1)[-1]: parameter["Value"] for parameter in answer["Parameters"]}
 
 
 def environment(ssm=None):
     prefix = os.environ["SSM_PARAMETER_PREFIX"]
     ssm = ssm or boto3.client("ssm", region_name=os.environ["AWS_REGION"])
-    secrets = parameters(prefix, ssm)
-    absent = [name for name in REQUIRED if not secrets.get(name)]
+    values = parameters(prefix, ssm)
+    absent = [name for name in REQUIRED if not values.get(name)]
     if absent:
         raise SystemExit(f"worker_env: no {' or '.join(f'{prefix}/{name}' for name in absent)} in SSM Parameter "
                          "Store (see docs/deploy.md); the worker cannot start without it")
     concurrency = os.environ.get("WORKER_CONCURRENCY") or str(os.cpu_count() or 1)
-    return {**secrets, "WORKER_NODE": instance_id(), "WORKER_CONCURRENCY": concurrency}
+    return {**values, "SECRET_KEY": secrets.token_urlsafe(50), "WORKER_NODE": instance_id(),
+            "WORKER_CONCURRENCY": concurrency}
 
 
 def quoted(value):
@@ -84,7 +84,9 @@ def main(argv):
         raise SystemExit(f"usage: {argv[0]} OUTPUT_FILE")
     values = environment()
     write_environment_file(argv[1], values)
-    print(f"worker_env: wrote WORKER_NODE={values['WORKER_NODE']} and {len(values) - 2} parameters to {argv[1]}")
+    read = sorted(set(values) & set(PARAMETERS))
+    print(f"worker_env: wrote WORKER_NODE={values['WORKER_NODE']}, a new SECRET_KEY and {', '.join(read)} "
+          f"to {argv[1]}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,18 @@ def planned(name, ami):
         f"put IAM role {name} in instance profile {name}",
         f"create launch template {name} ({ami}, c7i.large)",
         f"create Auto Scaling group {name} (0..2 instances)",
+        *tier_identities(name),
     ]
+
+
+def tier_identities(name):
+    """The web tier's and the autoscaler's roles, made after the template (the autoscaler's names it)."""
+    return [change for tier in ("web", "autoscaler") for change in (
+        f"create IAM role {name}-{tier} for EC2",
+        f"add policy imgsite-{tier} on IAM role {name}-{tier}",
+        f"create instance profile {name}-{tier}",
+        f"put IAM role {name}-{tier} in instance profile {name}-{tier}",
+    )]
 
 
 def test_it_creates_everything_once_and_then_reports_no_changes(own_names, moto_ami):
@@ -46,7 +57,8 @@ def test_the_default_run_is_still_bucket_and_queues_only(own_names):
     assert provision(iam=True) == [f"create IAM role {own_names} for EC2",
                                    f"add policy imgsite-worker on IAM role {own_names}",
                                    f"create instance profile {own_names}",
-                                   f"put IAM role {own_names} in instance profile {own_names}"]
+                                   f"put IAM role {own_names} in instance profile {own_names}",
+                                   *tier_identities(own_names)]
 
 
 def test_changed_settings_are_brought_up_to_date(own_names, moto_ami, settings):
@@ -60,6 +72,9 @@ def test_changed_settings_are_brought_up_to_date(own_names, moto_ami, settings):
         f"make a new default version of launch template {own_names} ({moto_ami}, c7i.xlarge)",
         f"update Auto Scaling group {own_names} (0..5 instances)",
     ]
+    settings.AUTOSCALE_CLOUDWATCH_METRIC = True  # the autoscaler may now publish its metric
+    assert provision(ami_id=moto_ami, **EVERYTHING) == [
+        f"set policy imgsite-autoscaler on IAM role {own_names}-autoscaler"]
     assert provision(ami_id=moto_ami, **EVERYTHING) == []
 
 
@@ -67,6 +82,10 @@ def test_teardown_removes_what_provision_made(own_names, moto_ami):
     provision(ami_id=moto_ami, **EVERYTHING)
 
     assert teardown(dry_run=True, **EVERYTHING) == teardown(**EVERYTHING) == [
+        f"delete instance profile {own_names}-autoscaler",
+        f"delete IAM role {own_names}-autoscaler",
+        f"delete instance profile {own_names}-web",
+        f"delete IAM role {own_names}-web",
         f"delete Auto Scaling group {own_names} and terminate its instances",
         f"delete launch template {own_names}",
         f"delete instance profile {own_names}",

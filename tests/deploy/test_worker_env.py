@@ -1,5 +1,8 @@
-"""worker_ami/worker_env.py against a fake instance metadata service and moto's SSM."""
+"""worker_ami/worker_env.py against a fake instance metadata service and moto's SSM: the allowed
+parameters only, and a SECRET_KEY of the worker's own."""
 import os
+import re
+import secrets
 import stat
 import subprocess
 import sys
@@ -10,8 +13,13 @@ from uuid import uuid4
 
 import pytest
 from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 
+from classifier.models import Image
 from imgsite.aws import client
+from tests.conftest import database_url, wait_until
+from tests.corpus import photo_jpeg
 
 SCRIPT = Path(settings.BASE_DIR) / "worker_ami" / "worker_env.py"
 INSTANCE_ID = "i-0123456789abcdef0"
@@ -76,26 +84,33 @@ def run(output, prefix, metadata_service, **extra):
                           timeout=60)
 
 
-def test_it_writes_the_instance_id_the_cores_and_the_secrets(prefix, metadata_service, tmp_path):
+def environment_file(path):
+    """{NAME: value} as systemd's EnvironmentFile= reads the double-quoted values back."""
+    values = {}
+    for line in path.read_text().splitlines():
+        name, _, quoted = line.partition("=")
+        values[name] = re.sub(r"\\(.)", r"\1", quoted[1:-1])
+    return values
+
+
+def test_it_writes_the_instance_id_the_cores_the_database_url_and_a_key_of_its_own(prefix, metadata_service,
+                                                                                   tmp_path):
     put(prefix, "DATABASE_URL", 'postgres://imgsite:p"a$s\\w`d@db:5432/imgsite')
-    put(prefix, "SECRET_KEY", "k" * 50)
     output = tmp_path / "worker.env"
 
     result = run(output, prefix, metadata_service)
 
     assert result.returncode == 0, result.stderr
-    assert output.read_text().splitlines() == [
-        r'DATABASE_URL="postgres://imgsite:p\"a\$s\\w\`d@db:5432/imgsite"',
-        f'SECRET_KEY="{"k" * 50}"',
-        f'WORKER_NODE="{INSTANCE_ID}"',
-        f'WORKER_CONCURRENCY="{os.cpu_count()}"',
-    ]
+    lines = output.read_text().splitlines()
+    assert lines[0] == r'DATABASE_URL="postgres://imgsite:p\"a\$s\\w\`d@db:5432/imgsite"'
+    assert re.fullmatch(r'SECRET_KEY="[A-Za-z0-9_-]{60,}"', lines[1])
+    assert lines[2:] == [f'WORKER_NODE="{INSTANCE_ID}"', f'WORKER_CONCURRENCY="{os.cpu_count()}"']
+    assert environment_file(output)["DATABASE_URL"] == 'postgres://imgsite:p"a$s\\w`d@db:5432/imgsite'
     assert stat.S_IMODE(output.stat().st_mode) == 0o600
 
 
 def test_the_concurrency_set_in_the_user_data_wins(prefix, metadata_service, tmp_path):
     put(prefix, "DATABASE_URL", "postgres://db/imgsite")
-    put(prefix, "SECRET_KEY", "k" * 50)
     output = tmp_path / "worker.env"
 
     assert run(output, prefix, metadata_service, WORKER_CONCURRENCY="3").returncode == 0
@@ -103,7 +118,7 @@ def test_the_concurrency_set_in_the_user_data_wins(prefix, metadata_service, tmp
 
 
 def test_it_refuses_to_start_without_the_database_url(prefix, metadata_service, tmp_path):
-    put(prefix, "SECRET_KEY", "k" * 50)
+    put(prefix, "SENTRY_DSN", "https://key@o0.ingest.sentry.io/1")
     output = tmp_path / "worker.env"
 
     result = run(output, prefix, metadata_service)
@@ -113,13 +128,53 @@ def test_it_refuses_to_start_without_the_database_url(prefix, metadata_service, 
     assert not output.exists()
 
 
-def test_it_ignores_parameters_that_are_no_variable_names(prefix, metadata_service, tmp_path):
-    put(prefix, "DATABASE_URL", "postgres://db/imgsite")
-    put(prefix, "SECRET_KEY", "k" * 50)
-    put(prefix, "not-a-name", "x")
+def test_it_reads_only_the_allowed_parameters_and_never_the_webs_secret_key(prefix, metadata_service, tmp_path):
+    web_key = "web-" + secrets.token_urlsafe(50)
+    put(prefix, "DATABASE_URL", "postgres://worker@db/imgsite")
+    put(prefix, "SENTRY_DSN", "https://key@o0.ingest.sentry.io/1")
+    put(prefix, "SECRET_KEY", web_key)
+    put(prefix, "AWS_SECRET_ACCESS_KEY", "not-for-workers")
     output = tmp_path / "worker.env"
 
     result = run(output, prefix, metadata_service)
 
     assert result.returncode == 0, result.stderr
-    assert "not-a-name" not in output.read_text() and "ignoring" in result.stderr
+    values = environment_file(output)
+    assert set(values) == {"DATABASE_URL", "SENTRY_DSN", "SECRET_KEY", "WORKER_NODE", "WORKER_CONCURRENCY"}
+    assert values["SENTRY_DSN"] == "https://key@o0.ingest.sentry.io/1"
+    assert web_key not in output.read_text() and "not-for-workers" not in output.read_text()
+
+
+def test_each_start_makes_a_new_key_that_production_settings_accept(prefix, metadata_service, tmp_path):
+    put(prefix, "DATABASE_URL", "postgres://db/imgsite")
+    keys = []
+    for start in range(2):
+        assert run(tmp_path / f"{start}.env", prefix, metadata_service).returncode == 0
+        keys.append(environment_file(tmp_path / f"{start}.env")["SECRET_KEY"])
+
+    assert keys[0] != keys[1]
+    check = subprocess.run([sys.executable, "-c", "import imgsite.settings"], cwd=settings.BASE_DIR, timeout=60,
+                           env={**os.environ, "DEBUG": "false", "SECRET_KEY": keys[0]}, capture_output=True,
+                           text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.e2e
+def test_a_worker_classifies_with_a_key_of_its_own_and_the_webs_is_not_in_its_environment(
+        prefix, metadata_service, tmp_path, workers, alice, empty_queues):
+    web_key = "web-" + secrets.token_urlsafe(50)
+    put(prefix, "DATABASE_URL", database_url())
+    put(prefix, "SECRET_KEY", web_key)  # where the old instructions put it
+    output = tmp_path / "worker.env"
+    assert run(output, prefix, metadata_service).returncode == 0
+    values = environment_file(output)
+
+    worker = workers(INSTANCE_ID, env={**values, "DEBUG": "false"})
+    alice.post(reverse("classifier:upload"), {"files": [SimpleUploadedFile("cat.jpg", photo_jpeg(), "image/jpeg")]})
+    image = wait_until(lambda: Image.objects.filter(status__in=["done", "failed"]).first(), timeout=120,
+                       message="the worker to classify the upload")
+
+    assert image.status == "done", image.error
+    environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    assert f"SECRET_KEY={values['SECRET_KEY']}".encode() in environ
+    assert not any(web_key.encode() in variable for variable in environ)

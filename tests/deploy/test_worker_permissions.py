@@ -2,16 +2,13 @@
 
 A worker process and worker_env.py run with tests/deploy/aws_calls on PYTHONPATH, which
 records each AWS call they make (boto3's and kombu's own SQS client). Every call must be
-allowed by worker_policy(); every permission must be used, but for two that only a failure
-path exercises.
+allowed by worker_policy() (tests/deploy/iam_requests.py evaluates them); every permission must
+be used, but for two that only a failure path exercises.
 """
-import json
 import os
 import subprocess
 import sys
-from fnmatch import fnmatchcase
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -23,40 +20,16 @@ from deploy.iam import worker_policy
 from imgsite.aws import client, queue_url
 from tests.conftest import wait_until
 from tests.corpus import photo_jpeg
+from tests.deploy.iam_requests import ACCOUNT, granted_actions, recorded, refused, used_actions
 from tests.deploy.test_worker_env import INSTANCE_ID, metadata_service  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.e2e]
 
 RECORDER = Path(__file__).parent / "aws_calls"
-ACCOUNT = "123456789012"  # moto's
-S3_ACTIONS = {"GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
-              "HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket"}
-# Sent only when a task retries, or when a worker sends images waiting in the outbox (none here).
+# Sent only when a task retries, or when a worker sends images waiting in the outbox (none here);
+# deleted only when an image's owner deletes it while it is classified.
 # (ChangeMessageVisibility is on every task's path: the worker keeps its message hidden while it works.)
-FAILURE_PATHS_ONLY = {"sqs:SendMessage"}
-
-
-def requested(call):
-    """The IAM actions and resources an AWS call needs, as [(action, resource)]."""
-    region = settings.AWS_REGION
-    if call["service"] == "s3":
-        bucket = f"arn:aws:s3:::{call['Bucket']}"
-        needs = [(S3_ACTIONS[call["operation"]], f"{bucket}/{call['Key']}" if "Key" in call else bucket)]
-        if call.get("Error") in ("404", "NoSuchKey"):  # S3 says 404, not 403, only to those who may list
-            needs.append(("s3:ListBucket", bucket))
-        return needs
-    if call["service"] == "sqs":
-        account, name = urlsplit(call["QueueUrl"]).path.strip("/").split("/")[-2:]
-        return [(f"sqs:{call['operation']}", f"arn:aws:sqs:{region}:{account}:{name}")]
-    if call["service"] == "ssm":
-        return [(f"ssm:{call['operation']}", f"arn:aws:ssm:{region}:{ACCOUNT}:parameter{call['Path']}")]
-    raise AssertionError(f"the worker called {call['service']}.{call['operation']}, which no policy covers")
-
-
-def allowed(policy, action, resource):
-    return any(action in statement["Action"] and any(fnmatchcase(resource, pattern)
-                                                     for pattern in statement["Resource"])
-               for statement in policy["Statement"])
+FAILURE_PATHS_ONLY = {"sqs:SendMessage", "s3:DeleteObject"}
 
 
 def final_images(count):
@@ -64,23 +37,19 @@ def final_images(count):
     return images if len(images) == count else None
 
 
-def recorded(log):
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-
-
 @pytest.fixture
 def ssm_secrets(aws, settings):
     settings.SSM_PARAMETER_PREFIX = "/imgsite-permissions"
     ssm = client("ssm")
-    for name, value in {"DATABASE_URL": "postgres://db/imgsite", "SECRET_KEY": "k" * 50}.items():
-        ssm.put_parameter(Name=f"/imgsite-permissions/{name}", Value=value, Type="SecureString", Overwrite=True)
+    ssm.put_parameter(Name="/imgsite-permissions/DATABASE_URL", Value="postgres://db/imgsite", Type="SecureString",
+                      Overwrite=True)
     return settings.SSM_PARAMETER_PREFIX
 
 
 def acknowledged(log):
-    """The (action, resource) pairs recorded so far, once they include the message's deletion."""
-    used = {need for call in recorded(log) for need in requested(call)}
-    return used if any(action == "sqs:DeleteMessage" for action, _ in used) else None
+    """The calls recorded so far, once they include the message's deletion."""
+    calls = recorded(log)
+    return calls if "sqs:DeleteMessage" in used_actions(calls) else None
 
 
 def test_the_role_allows_what_a_worker_does_and_nothing_it_does_not(
@@ -103,7 +72,6 @@ def test_the_role_allows_what_a_worker_does_and_nothing_it_does_not(
 
     policy = worker_policy("aws", ACCOUNT)
     # The images are final before the worker acknowledges (deletes) their message: wait for it.
-    used = wait_until(lambda: acknowledged(log), timeout=30, message="the worker to delete its message")
-    assert [request for request in sorted(used) if not allowed(policy, *request)] == []
-    granted = {action for statement in policy["Statement"] for action in statement["Action"]}
-    assert granted - {action for action, _ in used} == FAILURE_PATHS_ONLY
+    calls = wait_until(lambda: acknowledged(log), timeout=30, message="the worker to delete its message")
+    assert refused(policy, calls) == []
+    assert granted_actions(policy) - used_actions(calls) == FAILURE_PATHS_ONLY
