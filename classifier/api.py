@@ -182,7 +182,7 @@ START_DESCRIPTION = ("Declare the files (name, exact size, and optionally their 
 
 class NewBatchUploads(UploadThrottleMixin, APIView):
     @extend_schema(summary="Start an upload straight to storage, into a new batch", description=START_DESCRIPTION,
-                   **START_DOC)
+                   operation_id="batches_uploads_start", **START_DOC)
     def post(self, request, pk=None):
         batch = room_in(batch_or_not_found(request, pk)) if pk is not None else None
         body = serializers.UploadStartRequestSerializer(data=request.data)
@@ -198,7 +198,7 @@ class NewBatchUploads(UploadThrottleMixin, APIView):
 
 class BatchUploads(NewBatchUploads):
     @extend_schema(summary="Start an upload straight to storage, into one of your batches",
-                   description=START_DESCRIPTION, request=START_DOC["request"],
+                   operation_id="batch_uploads_start", description=START_DESCRIPTION, request=START_DOC["request"],
                    responses={**START_DOC["responses"], 404: ERRORS[404]})
     def post(self, request, pk):
         return super().post(request, pk)
