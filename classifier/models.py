@@ -5,9 +5,9 @@ from pathlib import PurePosixPath
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Case, Count, F, Max, Min, OuterRef, Q, Subquery, Sum, Value, When
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 from django.utils import timezone
 
 from classifier.labels import categories, search_phrase
@@ -212,7 +212,7 @@ class ImageQuerySet(models.QuerySet):
                 images = [image for image, _, _ in done]
                 self.filter(pk__in=[image.pk for image in images]).update(
                     status=Image.Status.DONE, error="", error_code="", finished_at=now, model_name=model_name,
-                    thumbnail=each(images, [thumbnail or "" for _, _, thumbnail in done]), **found(images))
+                    thumbnail=each("thumbnail", images, [thumbnail or "" for _, _, thumbnail in done]), **found(images))
             Prediction.objects.bulk_create(
                 Prediction(image=image, rank=rank, class_index=label.index, wnid=label.wnid, label=label.label,
                            score=label.score, **categories(label.index))
@@ -438,13 +438,18 @@ def delete_with_files(images, batches=None):
     return deleted
 
 
-def each(images, values):
-    """An expression giving each of `images` its own value, for one UPDATE of them all."""
-    return Case(*[When(pk=image.pk, then=Value(value)) for image, value in zip(images, values)])
+def each(field, images, values):
+    """An expression giving each of `images` its own value of `field`, for one UPDATE of them all
+    (cast to the field where the database needs it, as `bulk_update` does: PostgreSQL
+    types a CASE of NULLs as text)."""
+    output = Image._meta.get_field(field)
+    case = Case(*[When(pk=image.pk, then=Value(value, output_field=output)) for image, value in zip(images, values)],
+                output_field=output)
+    return Cast(case, output_field=output) if connection.features.requires_casted_case_in_updates else case
 
 
 def found(images):
     """What the worker found reading the originals (for one uploaded straight to S3: its type, size
     and digest; for the others what the upload recorded), as UPDATE values for all of them."""
-    return {field: each(images, [getattr(image, field) for image in images])
+    return {field: each(field, images, [getattr(image, field) for image in images])
             for field in ("content_type", "width", "height", "sha256")}

@@ -25,9 +25,11 @@ EVERY_FIELD = None
 WORKER_GRANTS = [
     # claim() returns whole rows, which the pipeline and finish() read.
     (Image, "SELECT", EVERY_FIELD),
-    # claim, extend_lease, release and finish; the outbox's take_for_message and unsend (dispatch()).
+    # claim, extend_lease, release and finish (with what the worker found reading an original:
+    # found()); the outbox's take_for_message and unsend (dispatch()).
     (Image, "UPDATE", ["status", "started_at", "worker", "attempts", "lease_expires_at", "finished_at", "error",
-                       "error_code", "model_name", "thumbnail", "sent_at", "message"]),
+                       "error_code", "model_name", "thumbnail", "content_type", "width", "height", "sha256",
+                       "sent_at", "message"]),
     # finish()'s labels; bulk_create reads back the new ids.
     (Prediction, "INSERT", ["image", "rank", "class_index", "wnid", "label", "score", "parents", "search_text"]),
     (Prediction, "SELECT", ["id"]),

@@ -50,7 +50,8 @@ def test_the_grants_name_the_columns_a_worker_touches(db):
         '"sent_at", "message", "started_at", "lease_expires_at", "finished_at", "worker", "model_name", '
         '"reused_from_id") ON "classifier_image" TO "w"',
         'GRANT UPDATE ("status", "started_at", "worker", "attempts", "lease_expires_at", "finished_at", "error", '
-        '"error_code", "model_name", "thumbnail", "sent_at", "message") ON "classifier_image" TO "w"',
+        '"error_code", "model_name", "thumbnail", "content_type", "width", "height", "sha256", "sent_at", "message") '
+        'ON "classifier_image" TO "w"',
         'GRANT INSERT ("image_id", "rank", "class_index", "wnid", "label", "score", "parents", "search_text") '
         'ON "classifier_prediction" TO "w"',
         'GRANT SELECT ("id") ON "classifier_prediction" TO "w"',

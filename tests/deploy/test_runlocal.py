@@ -108,6 +108,8 @@ def test_the_run_command_classifies_a_browser_upload_and_stops_cleanly(running_s
         page.wait_for_selector("form#upload-form[data-ready]", state="attached")
         page.set_input_files("input[type=file]", str(image))
         page.locator("form#upload-form button[type=submit]").click()
+        page.locator("#batch-link").wait_for(state="visible", timeout=60_000)
+        page.click("#batch-link")
         page.wait_for_url(re.compile(r"/batches/\d+/"))
         badge = page.locator("[data-status]").first
         wait_until(lambda: page.reload() and badge.get_attribute("data-status") in ("done", "failed"),
@@ -135,6 +137,8 @@ def upload_in_the_browser(page, path):
     page.wait_for_selector("form#upload-form[data-ready]", state="attached")
     page.set_input_files("input[type=file]", str(path))
     page.locator("form#upload-form button[type=submit]").click()
+    page.locator("#batch-link").wait_for(state="visible", timeout=60_000)
+    page.click("#batch-link")
     page.wait_for_url(re.compile(r"/batches/\d+/"))
 
 
