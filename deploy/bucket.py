@@ -43,6 +43,17 @@ def absent(exc, *codes):
     return exc.response["Error"]["Code"] in codes
 
 
+def bucket_setting(name, get, missing, key, default):
+    """`key` of the answer to the bucket's Get* call `get`, or `default` when the configuration does
+    not exist (S3 answers the error `missing` rather than an empty one)."""
+    try:
+        return getattr(client("s3"), get)(Bucket=name)[key]
+    except ClientError as exc:
+        if not absent(exc, missing):
+            raise
+        return default
+
+
 def bucket_exists(name):
     try:
         client("s3").head_bucket(Bucket=name)
@@ -67,12 +78,8 @@ def tls_statement(name):
 
 
 def ensure_public_access_block(name, dry_run=False):
-    try:
-        current = client("s3").get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
-    except ClientError as exc:
-        if not absent(exc, "NoSuchPublicAccessBlockConfiguration"):
-            raise
-        current = {}
+    current = bucket_setting(name, "get_public_access_block", "NoSuchPublicAccessBlockConfiguration",
+                             "PublicAccessBlockConfiguration", {})
     if all(current.get(key) for key in PRIVATE_BUCKET):
         return []
     if not dry_run:
@@ -81,12 +88,8 @@ def ensure_public_access_block(name, dry_run=False):
 
 
 def ensure_encryption(name, dry_run=False):
-    try:
-        rules = client("s3").get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-    except ClientError as exc:
-        if not absent(exc, "ServerSideEncryptionConfigurationNotFoundError"):
-            raise
-        rules = []
+    rules = bucket_setting(name, "get_bucket_encryption", "ServerSideEncryptionConfigurationNotFoundError",
+                           "ServerSideEncryptionConfiguration", {}).get("Rules", [])
     if any(rule.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") in ENCRYPTED for rule in rules):
         return []
     if not dry_run:
@@ -95,12 +98,8 @@ def ensure_encryption(name, dry_run=False):
 
 
 def ensure_tls_only(name, dry_run=False):
-    try:
-        policy = json.loads(client("s3").get_bucket_policy(Bucket=name)["Policy"])
-    except ClientError as exc:
-        if not absent(exc, "NoSuchBucketPolicy"):
-            raise
-        policy = {"Version": "2012-10-17", "Statement": []}
+    policy = json.loads(bucket_setting(name, "get_bucket_policy", "NoSuchBucketPolicy", "Policy",
+                                       '{"Version": "2012-10-17", "Statement": []}'))
     statements = policy.get("Statement", [])
     statements = [statements] if isinstance(statements, dict) else statements
     if tls_statement(name) in statements:
@@ -113,12 +112,7 @@ def ensure_tls_only(name, dry_run=False):
 
 
 def ensure_lifecycle(name, dry_run=False):
-    try:
-        rules = client("s3").get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
-    except ClientError as exc:
-        if not absent(exc, "NoSuchLifecycleConfiguration"):
-            raise
-        rules = []
+    rules = bucket_setting(name, "get_bucket_lifecycle_configuration", "NoSuchLifecycleConfiguration", "Rules", [])
     if ABORT_UPLOADS in rules:
         return []
     if not dry_run:
@@ -130,12 +124,7 @@ def ensure_lifecycle(name, dry_run=False):
 
 def ensure_upload_cors(name, origins, dry_run=False):
     """The CORS rule that lets the site's pages (`origins`) upload to the bucket; others' rules are kept."""
-    try:
-        rules = client("s3").get_bucket_cors(Bucket=name)["CORSRules"]
-    except ClientError as exc:
-        if not absent(exc, "NoSuchCORSConfiguration"):
-            raise
-        rules = []
+    rules = bucket_setting(name, "get_bucket_cors", "NoSuchCORSConfiguration", "CORSRules", [])
     wanted = uploads_cors_rule(origins)
     ours = [rule for rule in rules if rule.get("ID") == UPLOADS_CORS_ID]
     if not origins and not ours or ours == [wanted]:

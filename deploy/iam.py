@@ -232,25 +232,28 @@ def as_document(value):
     return value
 
 
+def act(changes, dry_run, change, call, **arguments):
+    """Record `change`, and make it (`call(**arguments)`) unless this is a dry run."""
+    changes.append(change)
+    if not dry_run:
+        call(**arguments)
+
+
 def ensure_role(name, policy_name, policy, description, dry_run=False):
     """The role for EC2 called `name`, with `policy` as its inline policy `policy_name`."""
     iam = client("iam")
     changes = []
     role = current_role(name)
     if role is None:
-        changes.append(f"create IAM role {name} for EC2")
-        if not dry_run:
-            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(ASSUME_ROLE_POLICY),
-                            Description=description)
+        act(changes, dry_run, f"create IAM role {name} for EC2", iam.create_role, RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(ASSUME_ROLE_POLICY), Description=description)
     elif as_document(role["AssumeRolePolicyDocument"]) != ASSUME_ROLE_POLICY:
-        changes.append(f"set the trust policy of IAM role {name}")
-        if not dry_run:
-            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(ASSUME_ROLE_POLICY))
+        act(changes, dry_run, f"set the trust policy of IAM role {name}", iam.update_assume_role_policy,
+            RoleName=name, PolicyDocument=json.dumps(ASSUME_ROLE_POLICY))
     existing = current_policy(name, policy_name) if role else None
     if existing is None or as_document(existing) != policy:
-        changes.append(f"{'set' if existing else 'add'} policy {policy_name} on IAM role {name}")
-        if not dry_run:
-            iam.put_role_policy(RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
+        act(changes, dry_run, f"{'set' if existing else 'add'} policy {policy_name} on IAM role {name}",
+            iam.put_role_policy, RoleName=name, PolicyName=policy_name, PolicyDocument=json.dumps(policy))
     return changes
 
 
@@ -264,18 +267,15 @@ def ensure_instance_profile(name, role, dry_run=False):
     changes = []
     profile = current_instance_profile(name)
     if profile is None:
-        changes.append(f"create instance profile {name}")
-        if not dry_run:
-            iam.create_instance_profile(InstanceProfileName=name)
+        act(changes, dry_run, f"create instance profile {name}", iam.create_instance_profile,
+            InstanceProfileName=name)
     roles = [attached["RoleName"] for attached in (profile or {}).get("Roles", [])]
     if roles != [role]:
         for other in roles:
-            changes.append(f"remove IAM role {other} from instance profile {name}")
-            if not dry_run:
-                iam.remove_role_from_instance_profile(InstanceProfileName=name, RoleName=other)
-        changes.append(f"put IAM role {role} in instance profile {name}")
-        if not dry_run:
-            iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
+            act(changes, dry_run, f"remove IAM role {other} from instance profile {name}",
+                iam.remove_role_from_instance_profile, InstanceProfileName=name, RoleName=other)
+        act(changes, dry_run, f"put IAM role {role} in instance profile {name}", iam.add_role_to_instance_profile,
+            InstanceProfileName=name, RoleName=role)
     return changes
 
 

@@ -101,16 +101,8 @@ def test_the_run_command_classifies_a_browser_upload_and_stops_cleanly(running_s
     image.write_bytes(encode(photo("chelsea"), "JPEG"))
 
     with chromium_page() as page:
-        page.goto(running_system["url"])
-        page.fill("input[name=username]", running_system["username"])
-        page.fill("input[name=password]", running_system["password"])
-        page.click("button[type=submit]")
-        page.wait_for_selector("form#upload-form[data-ready]", state="attached")
-        page.set_input_files("input[type=file]", str(image))
-        page.locator("form#upload-form button[type=submit]").click()
-        page.locator("#batch-link").wait_for(state="visible", timeout=60_000)
-        page.click("#batch-link")
-        page.wait_for_url(re.compile(r"/batches/\d+/"))
+        log_in(page, running_system)
+        upload_in_the_browser(page, image)
         badge = page.locator("[data-status]").first
         wait_until(lambda: page.reload() and badge.get_attribute("data-status") in ("done", "failed"),
                    timeout=120, interval=1, message="the image to be classified")

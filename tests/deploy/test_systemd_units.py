@@ -4,58 +4,30 @@ tightly as the worker's, and each reads an environment file of its own.
 verify checks that every Exec*= program exists, so it runs on a scratch root holding the
 system's units and stand-ins for the units' programs (as tests/deploy/test_worker_unit.py does).
 """
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from tests.deploy import systemd
+from tests.deploy.systemd import analyze, needs_systemd, scratch_root
+
 UNITS = Path(settings.BASE_DIR) / "deploy" / "systemd"
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-SYSTEM_UNITS = next((path for path in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
-                     if path.is_dir()), None)
-needs_systemd = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None or SYSTEM_UNITS is None,
-    reason="no systemd-analyze or system units; `make system-packages` installs systemd")
 TIERS = {"imgsite-web.service": "web", "imgsite-autoscaler.service": "autoscaler"}
 
 
-def directives(unit):
-    """[(key, value)] in order; keys such as Environment= may repeat."""
-    lines = (UNITS / unit).read_text().splitlines()
-    return [tuple(line.split("=", 1)) for line in lines if "=" in line and not line.startswith("#")]
-
-
 def values(unit, key):
-    return [value for k, value in directives(unit) if k == key]
+    return systemd.values(UNITS / unit, key)
 
 
 def value(unit, key):
-    found = values(unit, key)
-    assert len(found) == 1, f"{key}= appears {len(found)} times in {unit}"
-    return found[0]
+    return systemd.value(UNITS / unit, key)
 
 
 @pytest.fixture
 def root(tmp_path):
     """A scratch root: the system's units, ours, and stand-ins for the programs they run."""
-    shutil.copytree(SYSTEM_UNITS, tmp_path / "usr/lib/systemd/system", symlinks=True)
-    (tmp_path / "etc/systemd/system").mkdir(parents=True)
-    for unit in TIERS:
-        shutil.copy(UNITS / unit, tmp_path / "etc/systemd/system" / unit)
-        for key, command in directives(unit):
-            if key.startswith("Exec"):
-                program = tmp_path / command.split()[0].lstrip("-+!@").lstrip("/")
-                program.parent.mkdir(parents=True, exist_ok=True)
-                program.write_text("#!/bin/sh\n")
-                program.chmod(0o755)
-    return tmp_path
-
-
-def analyze(root, unit, *arguments):
-    return subprocess.run([SYSTEMD_ANALYZE, *arguments, f"--root={root}", unit],
-                          capture_output=True, text=True, timeout=60)
+    return scratch_root(tmp_path, [UNITS / unit for unit in TIERS])
 
 
 def test_there_is_a_unit_per_tier_beside_the_workers():

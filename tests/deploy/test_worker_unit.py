@@ -4,55 +4,36 @@ verify checks that every Exec*= program exists, so it runs on a scratch root hol
 system's units and stand-ins for the worker's venv programs.
 """
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 
+from tests.deploy import systemd
+from tests.deploy.systemd import needs_systemd, scratch_root
+
 WORKER_AMI = Path(settings.BASE_DIR) / "worker_ami"
 UNIT = WORKER_AMI / "imgsite-worker.service"
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
-SYSTEM_UNITS = next((path for path in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system"))
-                     if path.is_dir()), None)
-needs_systemd = pytest.mark.skipif(
-    SYSTEMD_ANALYZE is None or SYSTEM_UNITS is None,
-    reason="no systemd-analyze or system units; `make system-packages` installs systemd")
 # The default TASK_TIME_LIMIT; the user data sets the unit's stop timeout from settings.
 DEFAULT_TASK_TIME_LIMIT = 150
 
 
-def directives(text=None):
-    """[(key, value)] in order; keys such as Environment= may repeat."""
-    lines = (text or UNIT.read_text()).splitlines()
-    return [tuple(line.split("=", 1)) for line in lines if "=" in line and not line.startswith("#")]
+def directives():
+    return systemd.directives(UNIT)
 
 
 def value(key):
-    values = [v for k, v in directives() if k == key]
-    assert len(values) == 1, f"{key}= appears {len(values)} times"
-    return values[0]
+    return systemd.value(UNIT, key)
 
 
 @pytest.fixture
 def root(tmp_path):
     """A scratch root: the system's units, the worker's unit, and stand-ins for its programs."""
-    shutil.copytree(SYSTEM_UNITS, tmp_path / "usr/lib/systemd/system", symlinks=True)
-    for key, command in directives():
-        if key.startswith("Exec"):
-            program = tmp_path / command.split()[0].lstrip("-+!@").lstrip("/")
-            program.parent.mkdir(parents=True, exist_ok=True)
-            program.write_text("#!/bin/sh\n")
-            program.chmod(0o755)
-    (tmp_path / "etc/systemd/system").mkdir(parents=True)
-    shutil.copy(UNIT, tmp_path / "etc/systemd/system" / UNIT.name)
-    return tmp_path
+    return scratch_root(tmp_path, [UNIT])
 
 
 def analyze(root, *arguments):
-    return subprocess.run([SYSTEMD_ANALYZE, *arguments, f"--root={root}", UNIT.name],
-                          capture_output=True, text=True, timeout=60)
+    return systemd.analyze(root, UNIT.name, *arguments)
 
 
 @needs_systemd
