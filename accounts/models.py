@@ -6,7 +6,8 @@ The key is shown once, when it is made; the database keeps its SHA-512 digest an
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
+from django.contrib.auth import get_user_model
+from django.db import models, transaction
 from django.utils import timezone
 from knox.models import AbstractAuthToken, AuthTokenManager
 
@@ -40,14 +41,18 @@ class ApiTokenManager(AuthTokenManager.from_queryset(ApiTokenQuerySet)):
             raise TokenRefused("no_name", "Give the token a name, e.g. laptop or CI.")
         if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
             raise TokenRefused("bad_expiry", f"A token lasts from 1 to {settings.API_TOKEN_MAX_DAYS} days.")
-        mine = self.filter(user=user)
-        mine.expired(now).delete()
-        if mine.filter(name=name).exists():
-            raise TokenRefused("name_taken",
-                               f"You already have a token named {name!r}: revoke it or pick another name.")
-        if mine.count() >= settings.API_TOKENS_PER_USER:
-            raise TokenRefused("too_many", f"You have {settings.API_TOKENS_PER_USER} tokens already: revoke one first.")
-        return self.create(user=user, name=name, expiry=timedelta(days=days))
+        with transaction.atomic():
+            # The user's row, locked: two requests at once check and add one after the other.
+            get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+            mine = self.filter(user=user)
+            mine.expired(now).delete()
+            if mine.filter(name=name).exists():
+                raise TokenRefused("name_taken",
+                                   f"You already have a token named {name!r}: revoke it or pick another name.")
+            if mine.count() >= settings.API_TOKENS_PER_USER:
+                raise TokenRefused("too_many",
+                                   f"You have {settings.API_TOKENS_PER_USER} tokens already: revoke one first.")
+            return self.create(user=user, name=name, expiry=timedelta(days=days))
 
 
 class ApiToken(AbstractAuthToken):

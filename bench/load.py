@@ -5,10 +5,18 @@ request and per-image latency percentiles, and peak RSS of the web and worker pr
 
     .venv/bin/python bench/load.py [--clients 8] [--images-per-client 125] [--per-request 25]
 
-Prints a table and writes bench/results/load.json. The suite runs it small
-(tests/bench/test_load.py).
+With --two-tenants, two users share the stack instead: user B uploads a few images to the warm,
+idle system, then user A uploads a flood and, once it is under way, B uploads as many again;
+it reports B's per-image latency (queued → done) both times, and how much of A's flood was
+still waiting when B's last image was done.
+
+    .venv/bin/python bench/load.py --two-tenants [--flood 2000] [--small 10]
+
+Prints a table and writes bench/results/load.json (load-two-tenants.json). The suite runs the
+first mode small (tests/bench/test_load.py).
 """
 import argparse
+import threading
 import time
 
 import numpy as np
@@ -38,14 +46,91 @@ def run_load(clients, images_per_client, per_request, timeout=1800, **settings):
     }
 
 
+def api_token(username):
+    """A user of the running stack and an API token for them."""
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import ApiToken
+
+    user = get_user_model().objects.create_user(username)
+    return user, ApiToken.objects.issue(user, "bench")[1]
+
+
+def latencies_of(user, since=None):
+    """Queued → done seconds of the user's images (queued after `since`), once all are final."""
+    from classifier.models import Image as ImageRow
+
+    rows = ImageRow.objects.filter(owner=user)
+    if since is not None:
+        rows = rows.filter(queued_at__gte=since)
+    if rows.filter(status__in=["queued", "processing"]).exists():
+        return None
+    return [(done - queued).total_seconds() for queued, done in rows.values_list("queued_at", "finished_at")]
+
+
+def wait_for(user, since, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (found := latencies_of(user, since)) is not None:
+            return found
+        time.sleep(0.2)
+    raise TimeoutError(f"{user}'s images were not done in {timeout} s")
+
+
+def percentiles(values):
+    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2),
+            "max": round(max(values), 2)}
+
+
+def run_two_tenants(flood, small, per_request=100, timeout=1800):
+    from django.utils import timezone
+
+    from classifier.models import Image as ImageRow
+
+    files = list(photo_jpegs(flood + 3 * small, seed=6))
+    warm_up, alone, beside, flood_files = (files[:small], files[small:2 * small], files[2 * small:3 * small],
+                                           files[3 * small:])
+    with local_stack() as (url, _, env):
+        a, token_a = api_token("tenant-a")
+        b, token_b = api_token("tenant-b")
+        upload_all(url, token_b, warm_up, 1, small)  # the fleet starts from zero: have a node up first
+        wait_for(b, None, timeout)
+        started = timezone.now()
+        upload_all(url, token_b, alone, 1, small)
+        b_alone = wait_for(b, started, timeout)
+        flooding = threading.Thread(target=upload_all, args=(url, token_a, flood_files, 4, per_request))
+        flooding.start()
+        deadline = time.monotonic() + timeout
+        while ImageRow.objects.filter(owner=a, status="done").count() < min(100, flood // 10):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the flood never got under way")
+            time.sleep(0.2)
+        started = timezone.now()
+        upload_all(url, token_b, beside, 1, small)
+        b_beside = wait_for(b, started, timeout)
+        a_waiting = ImageRow.objects.filter(owner=a).exclude(status__in=["done", "failed"]).count()
+        flooding.join()
+        a_accepted = ImageRow.objects.filter(owner=a).count()
+    return {
+        "flood_images": flood, "flood_accepted": a_accepted, "small_images": small,
+        "b_alone_latency_s": percentiles(b_alone), "b_beside_flood_latency_s": percentiles(b_beside),
+        "a_images_waiting_when_b_was_done": a_waiting,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--images-per-client", type=int, default=125)
     parser.add_argument("--per-request", type=int, default=25)
+    parser.add_argument("--two-tenants", action="store_true", help="user B's latency beside user A's flood")
+    parser.add_argument("--flood", type=int, default=2000)
+    parser.add_argument("--small", type=int, default=10)
     args = parser.parse_args()
-    result = run_load(args.clients, args.images_per_client, args.per_request)
-    publish(result, "load")
+    if args.two_tenants:
+        publish(run_two_tenants(args.flood, args.small), "load-two-tenants")
+    else:
+        publish(run_load(args.clients, args.images_per_client, args.per_request), "load")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from classifier import serializers, tasks
 from classifier.api_conventions import Pagination, PayloadTooLarge, UploadsThrottled, upload_wait
 from classifier.direct_uploads import Declared, NotCommitted, commit_upload, start_upload
-from classifier.limits import STATUS, UploadBudget
+from classifier.limits import STATUS, UploadBudget, retryable
 from classifier.models import BATCH_FULL, Batch, Image
 from classifier.upload import accept_uploads, oversized_body
 
@@ -187,7 +187,7 @@ class NewBatchUploads(UploadThrottleMixin, APIView):
         batch = room_in(batch_or_not_found(request, pk)) if pk is not None else None
         body = serializers.UploadStartRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        files = [Declared(index, file["name"], file["size"], file.get("sha256", "").lower())
+        files = [Declared(index, file["name"], file["size"])
                  for index, file in enumerate(body.validated_data["files"])]
         started = start_upload(request.user, files, batch=batch, budget=upload_budget(request))
         if not started.slots:
@@ -268,12 +268,12 @@ class BatchDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class BatchRetry(APIView):
+class BatchRetry(UploadThrottleMixin, APIView):
     @extend_schema(summary="Queue the failed images of a batch again", request=None,
                    responses={200: serializers.RetryResultSerializer, 404: ERRORS[404], **COMMON})
     def post(self, request, pk):
-        requeued = tasks.requeue(batch_or_not_found(request, pk).images.failed_ids())
-        return Response({"requeued": requeued})
+        ids, held_back = retryable(batch_or_not_found(request, pk))
+        return Response({"requeued": tasks.requeue(ids), "held_back": held_back})
 
 
 IMAGE_FILTERS = [
@@ -297,7 +297,7 @@ class ImageList(generics.ListAPIView):
         if params.get("label"):
             images = images.search_label(params["label"])
         if "batch" in params:
-            if not params["batch"].isdigit() or int(params["batch"]) < 1:
+            if not (params["batch"].isascii() and params["batch"].isdigit()) or int(params["batch"]) < 1:
                 raise exceptions.ValidationError({"batch": ["Use a batch id, e.g. 12."]})
             images = images.filter(batch_id=min(int(params["batch"]), MAX_ID))
         return images

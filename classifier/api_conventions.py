@@ -30,7 +30,7 @@ class Pagination(PageNumberPagination):
         raw = request.query_params.get(name)
         if raw is None:
             return default
-        if not raw.isdigit() or int(raw) < 1 or (maximum and int(raw) > maximum):
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or (maximum and int(raw) > maximum):
             limit = f" to {maximum}" if maximum else " up"
             raise exceptions.ValidationError({name: [f"Use a whole number from 1{limit}."]})
         return int(raw)

@@ -1,18 +1,19 @@
 """Uploads straight to S3, in two steps, so that the web tier never carries an original's bytes.
 
-Start: the client declares each file's name and size (and, to reuse an earlier result, its
-SHA-256). Each file that the request's budget and the user's quotas admit (classifier.limits,
-charged with the declared sizes) gets a key of its own, images/<uuid>/original, and a presigned
-POST for exactly that many bytes (ImageStorage.presigned_post). The keys of one start share a
-prefix (the first 48 bits of their UUIDs), so that its commit finds what arrived in one listing
-per 1,000 objects. The client gets a signed token naming the files; only the batch is saved.
+Start: the client declares each file's name and size. Each file that the request's budget and
+the user's quotas admit (classifier.limits, charged with the declared sizes) gets a key of its
+own, images/<uuid>/original, and a presigned POST for exactly that many bytes
+(ImageStorage.presigned_post). The keys of one start share a prefix (the first 48 bits of their
+UUIDs), so that its commit finds what arrived in one listing per 1,000 objects. The client gets
+a signed token naming the files; only the batch is saved.
 
 Commit: the client sends the token and the keys that arrived. A key the token does not name, a file
 that is not stored, or one whose size is not the declared one (its object is deleted) is refused;
 the budget and quotas are charged again with the real sizes (a file refused for a limit stays
 stored, so that the same commit may succeed once the limit allows, until its token expires).
-The rows are made in one statement, results are reused by the SHA-256 the client sent (the owner's
-own results only, as for any upload), and the rest are queued.
+The rows are made in one statement and queued. Nothing the client says of a file's content is
+trusted: no earlier result is reused for it (as one is for an upload whose bytes the web tier
+hashed), since no one has read its bytes yet.
 
 The worker reads such an original's header before decoding it, refusing what an upload through the
 web tier is refused for with the same code and reason, and records its type, dimensions and SHA-256
@@ -23,14 +24,16 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from classifier.decoding import UndecodableImage, size_problem
-from classifier.limits import LimitReached, UploadBudget
+from classifier.limits import LimitReached, UploadBudget, hold, release
 from classifier.models import Batch, Image
 from classifier.tasks import dispatch_after_commit
 from classifier.upload import Refusal, UploadResult, clean_filename
@@ -56,12 +59,11 @@ class NotCommitted(Exception):
 
 @dataclass
 class Declared:
-    """A file the client is about to upload: its position in the request, name, size and SHA-256 (or "")."""
+    """A file the client is about to upload: its position in the request, name and size."""
 
     index: int
     name: str
     size: int
-    sha256: str = ""
 
 
 @dataclass
@@ -123,15 +125,17 @@ def start_upload(user, files, batch=None, budget=None):
     expires = settings.PRESIGNED_UPLOAD_EXPIRY
     started.slots = [Slot(file.index, clean_filename(file.name), key, default_storage.presigned_post(
         key, file.size, expires)) for file, key in zip(ready, keys)]
-    files = [[slot.key, slot.index, slot.name, file.size, file.sha256] for slot, file in zip(started.slots, ready)]
+    files = [[slot.key, slot.index, slot.name, file.size] for slot, file in zip(started.slots, ready)]
     started.token = signing.dumps({"user": user.pk, "batch": batch.pk, "prefix": prefix, "files": files}, salt=SALT,
                                   compress=True)
+    hold(user, prefix, len(ready), sum(file.size for file in ready),
+         until=timezone.now() + timedelta(seconds=2 * expires))
     started.batch = batch
     return started
 
 
 def started_files(user, batch, token):
-    """The files of the start that issued `token` ({key: (index, name, size, sha256)}) and their
+    """The files of the start that issued `token` ({key: (index, name, size)}) and their
     prefix, if it was this user's into this batch and is recent enough; else NotCommitted."""
     seconds = 2 * settings.PRESIGNED_UPLOAD_EXPIRY
     try:
@@ -156,13 +160,13 @@ def commit_upload(user, batch, token, keys, budget=None):
     stored = default_storage.sizes(prefix) if known else {}
     existing = {str(image.uuid): image for image in
                 batch.images.filter(uuid__in=[key.split("/")[1] for key in known])}
-    budget = (budget or UploadBudget(user)).into(batch)
+    budget = (budget or UploadBudget(user, excluding=prefix)).into(batch)
     rows, unwanted = [], []
     for key in keys:
         if key not in files:
             result.refused.append(Refusal(key[:255], *UNKNOWN_KEY, key=key[:255]))
             continue
-        index, name, declared, sha256 = files[key]
+        index, name, declared = files[key]
         if image := existing.get(key.split("/")[1]):
             result.accepted.append(image)
             continue
@@ -181,7 +185,7 @@ def commit_upload(user, batch, token, keys, budget=None):
             result.refused.append(Refusal.of(name, limit, index=index, key=key))
             continue
         rows.append(Image(uuid=uuid.UUID(key.split("/")[1]), owner=user, batch=batch, original_name=name,
-                          size=size, sha256=sha256, file=key))
+                          size=size, file=key))
     if unwanted:
         default_storage.delete_many(unwanted)
     if rows:
@@ -189,16 +193,14 @@ def commit_upload(user, batch, token, keys, budget=None):
             result.accepted += record(rows)
         except IntegrityError:
             raise NotCommitted(*CONFLICT) from None
-    result.reused = sum(1 for image in result.accepted if image.reused_from_id)
+    release(user, prefix)
     return result
 
 
 def record(images):
-    """Save the new rows (their type and dimensions empty: the worker reads them), reuse earlier
-    results where the client sent a SHA-256, and queue the others; returns the rows."""
+    """Save the new rows (their type, dimensions and SHA-256 empty: the worker reads them) and
+    queue them; returns the rows."""
     with transaction.atomic():
         created = Image.objects.bulk_create(images)
-        reused = Image.objects.reuse_results([image for image in created if image.sha256], settings.CLASSIFIER_MODEL)
-        if len(reused) < len(created):
-            dispatch_after_commit()
+        dispatch_after_commit()
     return created

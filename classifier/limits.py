@@ -1,15 +1,18 @@
 """What one upload request and one user may upload: the request's budget (files examined,
 archive members included, and their bytes) and the user's quotas (images open at once, images
 a day, bytes stored). Every upload path charges an UploadBudget, so that a direct upload to S3
-can be held to the same limits."""
+can be held to the same limits; an upload straight to S3 that has started and is not committed yet
+holds its files' share of the quotas (hold), until it is committed (release) or can no longer be."""
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.utils import timezone
 
 from classifier.models import BATCH_FULL, Image
 
 DAY = timedelta(days=1)
+HELD = "classifier.limits.held:{}"
 # How long to suggest waiting when too many images are open: about a batch's worth of work.
 OPEN_RETRY_SECONDS = 60
 # Limits of one request are about its size (413); limits over time are about waiting (429).
@@ -35,14 +38,18 @@ class UploadBudget:
     """What one upload request may still examine, and accept for its user. examine() and accept()
     charge one file each, or raise LimitReached naming the limit it would break."""
 
-    def __init__(self, user, now=None):
+    def __init__(self, user, now=None, excluding=None):
+        """The budget of a request by `user`; `excluding`: a started upload whose hold not to count
+        (its commit charges its files again)."""
         self.now = now or timezone.now()
         usage = Image.objects.owned_by(user).usage(since=self.now - DAY)
+        started = [hold for upload, hold in held(user, self.now).items() if upload != excluding]
+        files, size = sum(hold[1] for hold in started), sum(hold[2] for hold in started)
         self.files = settings.MAX_IMAGES_PER_REQUEST
         self.bytes = settings.MAX_REQUEST_EXPANDED_BYTES
-        self.open_images = settings.QUOTA_OPEN_IMAGES - usage["open"]
-        self.images_today = settings.QUOTA_IMAGES_PER_DAY - usage["recent"]
-        self.bytes_stored = settings.QUOTA_BYTES_STORED - usage["stored"]
+        self.open_images = settings.QUOTA_OPEN_IMAGES - usage["open"] - files
+        self.images_today = settings.QUOTA_IMAGES_PER_DAY - usage["recent"] - files
+        self.bytes_stored = settings.QUOTA_BYTES_STORED - usage["stored"] - size
         self.day_frees_up = usage["oldest_recent"] + DAY if usage["oldest_recent"] else self.now
         self.batch_room = settings.MAX_BATCH_IMAGES
 
@@ -99,6 +106,34 @@ class UploadBudget:
             raise LimitReached("quota_bytes_stored", f"Your images would take more than your storage (limit "
                                                      f"{settings.QUOTA_BYTES_STORED:,} bytes): delete some "
                                                      "batches first.")
+
+
+def held(user, now):
+    """{upload: (until, files, bytes)}: the user's started uploads that still hold quota."""
+    return {upload: hold for upload, hold in (cache.get(HELD.format(user.pk)) or {}).items()
+            if hold[0] > now.timestamp()}
+
+
+def hold(user, upload, files, size, until):
+    """Hold `files` images and `size` bytes of the user's quotas for the started `upload` until
+    `until` (when its commit can no longer be made)."""
+    holds = {**held(user, timezone.now()), upload: (until.timestamp(), files, size)}
+    cache.set(HELD.format(user.pk), holds, timeout=2 * settings.PRESIGNED_UPLOAD_EXPIRY)
+
+
+def release(user, upload):
+    """The started `upload` is committed: its files are charged as images now."""
+    holds = held(user, timezone.now())
+    if holds.pop(upload, None) is not None:
+        cache.set(HELD.format(user.pk), holds, timeout=2 * settings.PRESIGNED_UPLOAD_EXPIRY)
+
+
+def retryable(batch):
+    """The failed images of `batch` that may be queued again now: as many as its owner's quota of
+    open images leaves room for (a retry is new work, as an upload is). Returns (ids, held back)."""
+    failed = batch.images.failed_ids()
+    room = max(0, UploadBudget(batch.owner).open_images)
+    return failed[:room], len(failed[room:])
 
 
 def duration(seconds):

@@ -39,6 +39,14 @@ class BatchQuerySet(models.QuerySet):
             f"{status}_count": Count("images", filter=Q(images__status=status)) for status in Image.Status.values
         })
 
+    def delete_empty(self, now, limit=1000):
+        """Delete up to `limit` batches without images made before `now` less the time a started upload
+        may still be committed into them (an upload straight to S3 saves its batch at its start);
+        returns how many."""
+        cutoff = now - timedelta(seconds=2 * settings.PRESIGNED_UPLOAD_EXPIRY)
+        ids = list(self.filter(created_at__lt=cutoff, images__isnull=True).values_list("pk", flat=True)[:limit])
+        return self.filter(pk__in=ids, images__isnull=True).delete()[0] if ids else 0
+
 
 class Batch(models.Model):
     owner = models.ForeignKey(

@@ -239,6 +239,8 @@ class UploadErrorSerializer(ErrorSerializer):
 
 class RetryResultSerializer(serializers.Serializer):
     requeued = serializers.IntegerField(help_text="How many failed images were queued again.")
+    held_back = serializers.IntegerField(help_text="How many were not, for your quota of open images: retry "
+                                                   "again once some have finished.")
 
 
 # --- Uploads straight to storage (classifier.direct_uploads): start, POST each file to S3, commit. ---
@@ -249,9 +251,6 @@ class DeclaredFileSerializer(serializers.Serializer):
     size = serializers.IntegerField(min_value=0, max_value=2**63 - 1,
                                     help_text="Its exact size in bytes: its presigned POST accepts exactly this many "
                                               f"(at most {settings.MAX_UPLOAD_BYTES:,}).")
-    sha256 = serializers.RegexField(r"^[0-9a-fA-F]{64}$", required=False, allow_blank=True,
-                                    help_text="The SHA-256 of its bytes, hex (optional): an image you uploaded "
-                                              "before then gets its earlier result at once.")
 
 
 class UploadStartRequestSerializer(serializers.Serializer):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import GAVE_UP, Image
+from classifier.models import GAVE_UP, Batch, Image
 from classifier.orphans import sweep_orphans_step
 from classifier.tasks import dispatch
 from imgsite.aws import client, queue_url
@@ -28,6 +28,7 @@ class SweepReport:
     resent: int = 0
     dispatched: int = 0
     orphans: int = 0
+    empty_batches: int = 0
 
 
 def image_ids_in(body):
@@ -82,17 +83,19 @@ def resend_lost(now):
 
 
 def sweep(now=None):
-    """One pass: fail dead-lettered images, resend lost ones, and send what the outbox holds.
+    """One pass: fail dead-lettered images, resend lost ones, send what the outbox holds, delete
+    orphaned objects and batches left without images.
     Each part runs even when another fails (SQS down must not stop the re-sends)."""
     now = now or timezone.now()
     report = SweepReport()
     for field, step in (("dead_lettered", fail_dead_letters), ("resent", lambda: resend_lost(now)),
                         ("dispatched", lambda: dispatch(now)),
-                        ("orphans", lambda: len(sweep_orphans_step(now).deleted))):
+                        ("orphans", lambda: len(sweep_orphans_step(now).deleted)),
+                        ("empty_batches", lambda: Batch.objects.delete_empty(now))):
         try:
             setattr(report, field, step())
         except Exception:
             log.exception("sweep: %s failed; the rest goes on", field)
-    if report.dead_lettered or report.resent or report.orphans:
+    if report.dead_lettered or report.resent or report.orphans or report.empty_batches:
         log.info("sweep: %s", report)
     return report

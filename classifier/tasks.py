@@ -94,7 +94,10 @@ class Dispatcher:
     def run(self):
         try:
             while True:
-                dispatch()
+                try:
+                    dispatch()
+                except Exception:  # the thread must let the next soon() run: the outbox keeps the images
+                    log.exception("dispatch failed; the next claim or the sweeper sends the outbox")
                 with self.lock:
                     if not self.pending:
                         self.running = False

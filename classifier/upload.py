@@ -43,7 +43,7 @@ class UploadResult:
 def oversized_body(request):
     """The request's declared length when it is over MAX_REQUEST_BYTES (refused before reading), else 0."""
     length = request.META.get("CONTENT_LENGTH") or "0"
-    length = int(length) if length.isdigit() else 0
+    length = int(length) if length.isascii() and length.isdigit() else 0
     return length if length > settings.MAX_REQUEST_BYTES else 0
 
 

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.db.models import F, Q
 from django.db.models.functions import Lower
@@ -21,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from classifier import tasks
 from classifier.api_conventions import upload_wait
-from classifier.limits import UploadBudget
+from classifier.limits import UploadBudget, retryable
 from classifier.models import Batch, Image
 from classifier.upload import accept_uploads, oversized_body
 
@@ -57,9 +58,7 @@ def upload(request):
     if length := oversized_body(request):
         messages.error(request, f"The upload is too large ({length:,} bytes): choose fewer files at a time.")
         return redirect("classifier:batches")
-    if wait := upload_wait(request):
-        messages.error(request, f"Too many uploads (limit {settings.UPLOAD_RATE_LIMIT} per user): try again in "
-                                f"{wait} s.")
+    if too_many_uploads(request):
         return redirect("classifier:batches")
     budget = UploadBudget(request.user)
     if limit := budget.problem():
@@ -175,7 +174,10 @@ def changed_since(images, since):
     """Images queued, claimed or finished after `since` (None: all of them)."""
     if since is None:
         return images
-    since -= CLOCK_SKEW
+    try:
+        since -= CLOCK_SKEW
+    except OverflowError:  # a moment in year 1: everything is newer
+        return images
     return images.filter(Q(queued_at__gte=since) | Q(started_at__gte=since) | Q(finished_at__gte=since))
 
 
@@ -231,9 +233,13 @@ def image(request, uuid):
     image = get_object_or_404(
         Image.objects.owned_by(request.user).select_related("reused_from").prefetch_related("predictions"), uuid=uuid)
     neighbours = Image.objects.filter(batch_id=image.batch_id).values_list("uuid", flat=True)
+    shows_inline = image.content_type in BROWSER_IMAGE_TYPES
     return render(request, "classifier/image.html", {
         "image": image, "predictions": list(image.predictions.all()), "timings": image_timings(image),
-        "original_url": image.file.url, "shows_inline": image.content_type in BROWSER_IMAGE_TYPES,
+        # Shown in the page as its detected type (one a browser shows as a picture); the link downloads
+        # it, as the API's URL does.
+        "shown_url": default_storage.signed_url(image.file.name, image.content_type) if shows_inline else "",
+        "original_url": image.original_url, "shows_inline": shows_inline,
         "previous": neighbours.filter(id__lt=image.id).order_by("-id").first(),
         "next": neighbours.filter(id__gt=image.id).order_by("id").first(),
         "link_minutes": max(1, settings.PRESIGNED_URL_EXPIRY // 60),
@@ -283,10 +289,26 @@ def delete_batch(request, pk):
     return redirect("classifier:batches")
 
 
+def too_many_uploads(request):
+    """True, with a message saying how long to wait, when the user's uploads (and retries) are
+    over UPLOAD_RATE_LIMIT."""
+    if wait := upload_wait(request):
+        messages.error(request, f"Too many uploads (limit {settings.UPLOAD_RATE_LIMIT} per user): try again in "
+                                f"{wait} s.")
+        return True
+    return False
+
+
 @login_required
 @require_POST
 def retry_batch(request, pk):
     batch = batch_or_404(request, pk)
-    count = tasks.requeue(batch.images.failed_ids())
+    if too_many_uploads(request):
+        return redirect("classifier:batch", pk)
+    ids, held_back = retryable(batch)
+    count = tasks.requeue(ids)
     messages.success(request, f"{count} failed image(s) queued again." if count else "No failed images to retry.")
+    if held_back:
+        messages.warning(request, f"{held_back} more wait for your quota of open images "
+                                  f"({settings.QUOTA_OPEN_IMAGES:,}): retry again once some have finished.")
     return redirect("classifier:batch", pk)

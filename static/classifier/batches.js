@@ -268,16 +268,6 @@
     return !answer.body.refused && (answer.status === 413 || (answer.status === 429 && final(answer)));
   }
 
-  async function digest(file) {
-    if (!window.crypto || !crypto.subtle) return "";
-    try {
-      const hash = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
-      return [...new Uint8Array(hash)].map((byte) => byte.toString(16).padStart(2, "0")).join("");
-    } catch (error) {
-      return "";  // the image is then classified again rather than matched with an earlier one
-    }
-  }
-
   // One file to storage, with its presigned POST: the policy's fields, then the file.
   function post(item, slot) {
     return new Promise((resolve) => {
@@ -315,15 +305,12 @@
     await Promise.all(lanes);
   }
 
-  // Images: start (names, sizes, digests) → post each admitted file to storage → commit what arrived.
+  // Images: start (names and sizes) → post each admitted file to storage → commit what arrived.
   async function sendImages(part) {
     const files = [];
     for (const item of part) {
       setState(item, "sending", "Preparing…");
-      const file = { name: item.file.name, size: item.file.size };
-      const sha256 = await digest(item.file);
-      if (sha256) file.sha256 = sha256;
-      files.push(file);
+      files.push({ name: item.file.name, size: item.file.size });
     }
     const startUrl = run.batchId ? withId(form.dataset.startIntoUrl, run.batchId) : form.dataset.startUrl;
     const started = await patiently(() => callApi(startUrl, { files }), part);

@@ -1,7 +1,9 @@
 """API tokens: hashed at rest, named, several per user, expiring, with their last use recorded."""
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -77,3 +79,26 @@ def test_an_inactive_users_token_is_refused(user):
     user.is_active = False
     user.save()
     assert call_with(key).status_code == 401
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="needs concurrent transactions; CI runs on PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_two_requests_for_the_same_name_at_once_make_one_token_and_a_readable_refusal(user):
+    # Two threads, each with its own connection, asked to issue at the same moment.
+    start, outcomes = threading.Barrier(4), []
+
+    def issue():
+        start.wait()
+        try:
+            outcomes.append(ApiToken.objects.issue(user, "laptop")[0].name)
+        except TokenRefused as refused:
+            outcomes.append(refused.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=issue) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes) == ["laptop", "name_taken", "name_taken", "name_taken"]

@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from classifier.models import GAVE_UP, Image
+from classifier.models import GAVE_UP, Batch, Image
 from classifier.sweeper import image_ids_in, sweep
 from classifier.tasks import classify_images
 from imgsite.aws import client, queue_url
@@ -87,3 +87,16 @@ def test_the_resends_go_on_when_the_dead_letter_queue_cannot_be_read(user, empty
 
     lost.refresh_from_db()
     assert (report.dead_lettered, report.resent) == (0, 1)
+
+
+def test_a_batch_left_without_images_goes_once_no_started_upload_can_fill_it(user, empty_queues):
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=2 * settings.PRESIGNED_UPLOAD_EXPIRY + 1)
+    abandoned = Batch.objects.create(owner=user, created_at=long_ago)  # a start never committed
+    just_started = Batch.objects.create(owner=user, created_at=now)
+    full = Batch.objects.create(owner=user, created_at=long_ago)
+    Image.objects.create(owner=user, batch=full, original_name="a.jpg", size=1, sha256="0" * 64)
+
+    assert sweep(now).empty_batches == 1
+    assert set(Batch.objects.all()) == {just_started, full}
+    assert not Batch.objects.filter(pk=abandoned.pk).exists()

@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import DatabaseError
 from django.urls import reverse
 from django.utils import timezone
 
@@ -214,3 +215,19 @@ def test_an_upload_while_sqs_is_down_is_accepted_and_sent_later(alice, monkeypat
     monkeypatch.setattr(tasks.classify_images, "apply_async", send)
     assert sweep().dispatched == 1
     assert Image.objects.unsent().count() == 0 and queue_depth()["visible"] == 1
+
+
+def test_a_failed_dispatch_does_not_stop_the_workers_dispatcher(monkeypatch):
+    calls = []
+
+    def dispatch():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise DatabaseError("the database went away")
+
+    monkeypatch.setattr("classifier.tasks.dispatch", dispatch)
+    dispatcher = tasks.Dispatcher()
+    for _ in range(2):
+        dispatcher.soon()
+        wait_until(lambda: not dispatcher.running, timeout=10, message="the pass to end")
+    assert calls == [0, 1]

@@ -180,8 +180,20 @@ def test_deleting_a_batch_deletes_it_all(alice_api, user, aws, django_capture_on
 def test_retry_requeues_failed_images(alice_api, user, sent_messages):
     batch = make_batch(user, ["failed", "done"])
     response = alice_api.post(reverse("classifier:api:batch-retry", args=[batch.pk]))
-    assert response.json() == {"requeued": 1}
+    assert response.json() == {"requeued": 1, "held_back": 0}
     assert sorted(batch.images.values_list("status", flat=True)) == ["done", "queued"]
+
+
+def test_a_retry_is_new_work_within_the_open_images_quota_and_the_upload_rate(alice_api, user, sent_messages,
+                                                                              settings):
+    settings.QUOTA_OPEN_IMAGES, settings.UPLOAD_RATE_LIMIT = 3, "2/min"
+    batch = make_batch(user, ["failed"] * 4 + ["queued"])
+    url = reverse("classifier:api:batch-retry", args=[batch.pk])
+
+    answers = [alice_api.post(url) for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert [answers[0].json(), answers[1].json()] == [{"requeued": 2, "held_back": 2}, {"requeued": 0, "held_back": 2}]
+    assert batch.images.filter(status="queued").count() == 3
 
 
 def test_requests_over_the_rate_limit_get_429_with_a_retry_time(alice_api, settings):

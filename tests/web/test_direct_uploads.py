@@ -12,6 +12,7 @@ from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
+from classifier.limits import held
 from classifier.models import Batch, Image
 from imgsite.aws import client
 from tests.corpus import photo_jpeg
@@ -217,21 +218,18 @@ def test_a_start_into_a_batch_adds_to_it_and_another_users_batch_is_not_found(al
     assert start(bob_api, [declared("cat.jpg", CAT)], batch=batch.pk).status_code == 404
 
 
-def test_the_declared_sha256_reuses_the_owners_earlier_result_only(alice_api, bob_api, user, aws, sent_messages,
-                                                                   django_capture_on_commit_callbacks):
-    earlier = classified_earlier(user, data=CAT)
-    digest = hashlib.sha256(CAT).hexdigest()
-    results = {}
-    for name, api in [("alice", alice_api), ("bob", bob_api)]:
-        started = start(api, [declared("again.jpg", CAT, sha256=digest.upper())]).json()
-        with django_capture_on_commit_callbacks(execute=True):
-            results[name] = commit(api, started, [post_file(started["files"][0], CAT)]).json()["images"][0]
+def test_nothing_said_of_the_content_is_trusted_not_even_a_digest_of_earlier_bytes(
+        alice_api, user, aws, sent_messages, django_capture_on_commit_callbacks):
+    # Other bytes than the earlier cat's, declared with the cat's digest: the worker must read them.
+    classified_earlier(user, data=CAT)
+    started = start(alice_api, [declared("again.jpg", COFFEE, sha256=hashlib.sha256(CAT).hexdigest())]).json()
+    with django_capture_on_commit_callbacks(execute=True):
+        result = commit(alice_api, started, [post_file(started["files"][0], COFFEE)]).json()
 
-    assert results["alice"]["status"] == "done" and results["bob"]["status"] == "queued"
-    again = Image.objects.get(uuid=results["alice"]["id"])
-    assert again.reused_from == earlier and again.sha256 == digest
-    assert (again.content_type, again.width, again.height) == (earlier.content_type, earlier.width, earlier.height)
-    assert sent_ids(sent_messages) == [Image.objects.get(uuid=results["bob"]["id"]).pk]
+    again = Image.objects.get(uuid=result["images"][0]["id"])
+    assert (result["images"][0]["status"], again.status, again.reused_from, again.sha256) == (
+        "queued", "queued", None, "")
+    assert sent_ids(sent_messages) == [again.pk]
 
 
 def test_a_start_counts_as_an_upload_for_the_rate_limit_and_a_commit_does_not(alice_api, aws, settings):
@@ -241,3 +239,20 @@ def test_a_start_counts_as_an_upload_for_the_rate_limit_and_a_commit_does_not(al
     again = start(alice_api, [declared("coffee.jpg", COFFEE)])
     assert again.status_code == 429 and again.json()["detail"].startswith("Too many uploads (limit 1/min per user)")
     assert commit(alice_api, started, [started["files"][0]["key"]]).status_code == 201
+
+
+def test_a_started_upload_holds_its_share_of_the_quotas_until_committed_or_expired(alice_api, user, aws, settings):
+    settings.QUOTA_OPEN_IMAGES = 3
+    first = start(alice_api, [declared("a.jpg", CAT), declared("b.jpg", CAT)]).json()
+    second = start(alice_api, [declared("c.jpg", CAT), declared("d.jpg", CAT)]).json()
+    assert len(first["files"]) == 2 and len(second["files"]) == 1
+    assert [refusal["error_code"] for refusal in second["refused"]] == ["quota_open_images"]
+
+    # Committing the first turns its hold into two open images: nothing more is free, and its
+    # own commit is not refused for the quota it held.
+    assert commit(alice_api, first, [post_file(slot, CAT) for slot in first["files"]]).status_code == 201
+    assert start(alice_api, [declared("e.jpg", CAT)]).status_code == 429
+    # Once the second start can no longer be committed, its hold lapses.
+    later = timezone.now() + timedelta(seconds=2 * settings.PRESIGNED_UPLOAD_EXPIRY + 1)
+    assert [files for _, files, _ in held(user, timezone.now()).values()] == [1]  # the second's
+    assert held(user, later) == {}

@@ -33,6 +33,7 @@ def answers(alice, alice_api, batch):
     yield "API images", body(alice_api.get(reverse("classifier:api:images")))
     yield "API batch", body(alice_api.get(reverse("classifier:api:batch", args=[batch.pk])))
     yield "batch page", body(alice.get(reverse("classifier:batch", args=[batch.pk])))
+    yield "image page", body(alice.get(reverse("classifier:image", args=[image.uuid])))
     yield "status.json", body(alice.get(reverse("classifier:batch-status", args=[batch.pk])))
     yield "my images", body(alice.get(reverse("classifier:images")))
     yield "CSV", body(alice.get(reverse("classifier:export-csv", args=[batch.pk])))
