@@ -124,9 +124,40 @@ def wait_for_banner(process):
     raise RuntimeError("runlocal exited before it was ready:\n" + "".join(seen[-20:]))
 
 
-def upload_all(url, token, files, clients, per_request):
-    """`clients` threads post their share of `files` to POST /api/v1/batches, `per_request`
-    files at a time. Returns (HTTP statuses, request seconds, accepted count)."""
+def upload_multipart(session, url, chunk, statuses):
+    """One multipart POST /api/v1/batches of `chunk`, through the web tier; returns the accepted count."""
+    response = session.post(url + "api/v1/batches",
+                            files=[("images", (name, data, "image/jpeg")) for name, data in chunk])
+    statuses.append(response.status_code)
+    return len(response.json()["images"]) if response.status_code == 201 else 0
+
+
+def upload_presigned(session, url, chunk, statuses):
+    """What the gallery does: start (names and sizes), POST each file straight to storage, commit
+    the keys that arrived; the web tier never carries the bytes. Returns the accepted count."""
+    started = session.post(url + "api/v1/batches/uploads",
+                           json={"files": [{"name": name, "size": len(data)} for name, data in chunk]})
+    statuses.append(started.status_code)
+    if started.status_code != 201:
+        return 0
+    body, keys = started.json(), []
+    for slot in body["files"]:
+        stored = requests.post(slot["post"]["url"], data=slot["post"]["fields"],
+                               files={"file": ("blob", chunk[slot["index"]][1])}, timeout=60)
+        statuses.append(stored.status_code)
+        if stored.status_code < 300:
+            keys.append(slot["key"])
+    committed = session.post(body["commit_url"], json={"upload": body["upload"], "keys": keys})
+    statuses.append(committed.status_code)
+    return len(committed.json()["images"]) if committed.status_code == 201 else 0
+
+
+UPLOAD_PATHS = {"presigned": upload_presigned, "multipart": upload_multipart}
+
+
+def upload_all(url, token, files, clients, per_request, path="presigned"):
+    """`clients` threads upload their share of `files`, `per_request` files at a time, by `path`
+    (UPLOAD_PATHS). Returns (HTTP statuses, seconds per upload, accepted count)."""
     chunks = [files[i:i + per_request] for i in range(0, len(files), per_request)]
     statuses, seconds, accepted = [], [], []
 
@@ -135,12 +166,8 @@ def upload_all(url, token, files, clients, per_request):
         session.headers["Authorization"] = f"Token {token}"
         for chunk in share:
             start = time.perf_counter()
-            response = session.post(url + "api/v1/batches",
-                                    files=[("images", (name, data, "image/jpeg")) for name, data in chunk])
+            accepted.append(UPLOAD_PATHS[path](session, url, chunk, statuses))
             seconds.append(time.perf_counter() - start)
-            statuses.append(response.status_code)
-            if response.status_code == 201:
-                accepted.append(len(response.json()["images"]))
 
     with ThreadPoolExecutor(clients) as pool:
         list(pool.map(client, [chunks[i::clients] for i in range(clients)]))
