@@ -18,9 +18,10 @@ first mode small (tests/bench/test_load.py).
 import argparse
 import threading
 import time
+from collections import Counter
 
 import numpy as np
-from stack import Sampler, image_report, local_stack, photo_jpegs, publish, upload_all, wait_for_results
+from stack import REFUSED, Sampler, image_report, local_stack, photo_jpegs, publish, upload_all, wait_for_results
 
 
 def run_load(clients, images_per_client, per_request, timeout=1800, **settings):
@@ -83,14 +84,14 @@ def percentiles(values):
 
 
 def run_two_tenants(flood, small, per_request=100, timeout=1800):
-    from django.utils import timezone
-
-    from classifier.models import Image as ImageRow
-
     files = list(photo_jpegs(flood + 3 * small, seed=6))
     warm_up, alone, beside, flood_files = (files[:small], files[small:2 * small], files[2 * small:3 * small],
                                            files[3 * small:])
     with local_stack() as (url, _, env):
+        from django.utils import timezone  # Django is set up for the stack now
+
+        from classifier.models import Image as ImageRow
+
         a, token_a = api_token("tenant-a")
         b, token_b = api_token("tenant-b")
         upload_all(url, token_b, warm_up, 1, small)  # the fleet starts from zero: have a node up first
@@ -98,7 +99,9 @@ def run_two_tenants(flood, small, per_request=100, timeout=1800):
         started = timezone.now()
         upload_all(url, token_b, alone, 1, small)
         b_alone = wait_for(b, started, timeout)
-        flooding = threading.Thread(target=upload_all, args=(url, token_a, flood_files, 4, per_request))
+        flood_statuses = []
+        flooding = threading.Thread(target=lambda: flood_statuses.extend(
+            upload_all(url, token_a, flood_files, 4, per_request)[0]))
         flooding.start()
         deadline = time.monotonic() + timeout
         while ImageRow.objects.filter(owner=a, status="done").count() < min(100, flood // 10):
@@ -115,6 +118,7 @@ def run_two_tenants(flood, small, per_request=100, timeout=1800):
         "flood_images": flood, "flood_accepted": a_accepted, "small_images": small,
         "b_alone_latency_s": percentiles(b_alone), "b_beside_flood_latency_s": percentiles(b_beside),
         "a_images_waiting_when_b_was_done": a_waiting,
+        "flood_http_statuses": dict(Counter(flood_statuses)), "refused": dict(REFUSED),
     }
 
 

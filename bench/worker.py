@@ -88,6 +88,7 @@ def main():
     worker = profiler = None
     try:
         call_command("migrate", verbosity=0)
+        call_command("createcachetable", verbosity=0)  # uploads charge quotas, which read the cache
         list(provision())
         fill_queue(args.images)
         started = time.time()

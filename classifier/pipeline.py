@@ -7,11 +7,13 @@ same bytes get the same labels either way.
 """
 import hashlib
 import logging
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from itertools import islice
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
@@ -53,20 +55,51 @@ class Prepared:
 
 
 def prepare(source, read, classifier, thumbnails):
-    """Read one source and make its model input (and thumbnail); runs in a pool thread, where
-    Pillow and the S3 wait release the GIL."""
-    try:
-        data = read(source)
-        with memory_reserved(data, min_side=DECODE_MIN_SIDE):  # the process's decode budget
-            picture = open_image(data, min_side=DECODE_MIN_SIDE)
-            tensor = classifier.preprocess(picture)
-            thumbnail = make_thumbnail(picture) if thumbnails else b""
-    except UndecodableImage as problem:
-        return Prepared(Result(source, code=problem.code, error=str(problem)))
-    except (OSError, ValueError) as exc:
-        log.warning("could not prepare %s: %s", source, exc)
-        return Prepared(Result(source, code="unreadable", error=f"The image could not be read ({exc})."))
+    """Read one source and make its model input (and thumbnail)."""
+    return guarded(source, lambda: make(source, read(source), classifier, thumbnails))
+
+
+def make(source, data, classifier, thumbnails):
+    """Decode one source's bytes into its model input (and thumbnail)."""
+    with memory_reserved(data, min_side=DECODE_MIN_SIDE):  # the process's decode budget
+        picture = open_image(data, min_side=DECODE_MIN_SIDE)
+        tensor = classifier.preprocess(picture)
+        thumbnail = make_thumbnail(picture) if thumbnails else b""
     return Prepared(Result(source, thumbnail=thumbnail), tensor)
+
+
+UNPREPARED = (UndecodableImage, OSError, ValueError)
+
+
+def guarded(source, step):
+    """`step()`'s Prepared, or one that says why the source could not be read or decoded."""
+    try:
+        return step()
+    except UNPREPARED as problem:
+        return unprepared(source, problem)
+
+
+def unprepared(source, problem):
+    if isinstance(problem, UndecodableImage):
+        return Prepared(Result(source, code=problem.code, error=str(problem)))
+    log.warning("could not prepare %s: %s", source, problem)
+    return Prepared(Result(source, code="unreadable", error=f"The image could not be read ({problem})."))
+
+
+def prepared_in_pools(sources, read, classifier, thumbnails, threads):
+    """Prepared sources, in order: each read in an I/O thread (an S3 round trip is mostly waiting),
+    then decoded in a decoding thread. Decoding takes CPU and memory, so it runs in as many threads
+    as there are cores; more only contend for the GIL and hold more pictures at once."""
+    def fetch(source):
+        try:
+            data = read(source)
+        except UNPREPARED as problem:
+            return unprepared(source, problem)
+        return threads.decoding.submit(guarded, source, lambda: make(source, data, classifier, thumbnails))
+
+    for future in [threads.io.submit(fetch, source) for source in sources]:
+        outcome = future.result()
+        yield outcome.result() if isinstance(outcome, Future) else outcome
 
 
 def chunks(items, size):
@@ -79,10 +112,11 @@ def classify(sources, read, *, classifier=None, top_k=None, thumbnails=False, po
     """Yield a list of Results per model call (MAX_BATCH sources), in the sources' order.
 
     `read(source)` returns the bytes or raises UndecodableImage. With a `pool`, sources are
-    read and decoded in its threads while the model runs on the first ones ready."""
+    read and decoded in its threads (Pools) while the model runs on the first ones ready."""
     classifier = classifier or get_classifier()
     top_k = top_k or settings.CLASSIFIER_TOP_K
-    prepared = (pool.map if pool else map)(lambda source: prepare(source, read, classifier, thumbnails), sources)
+    prepared = (prepared_in_pools(sources, read, classifier, thumbnails, pool) if pool else
+                (prepare(source, read, classifier, thumbnails) for source in sources))
     for chunk in chunks(prepared, MAX_BATCH):
         ready = [item for item in chunk if item.tensor is not None]
         for item, labels in zip(ready, top_labels_of(classifier, [item.tensor for item in ready], top_k)):
@@ -101,14 +135,22 @@ def read_file(path):
 
 def classify_files(paths, top_k=None, classifier=None):
     """Yield a Result per path, in order, as each model call finishes."""
-    for batch in classify(paths, read_file, classifier=classifier, top_k=top_k, pool=io_pool()):
+    for batch in classify(paths, read_file, classifier=classifier, top_k=top_k, pool=pools()):
         yield from batch
 
 
+class Pools(NamedTuple):
+    """Threads for S3 round trips (mostly waiting: reads and thumbnail writes) and for decoding
+    (one a core), which overlap the model's calls."""
+
+    io: ThreadPoolExecutor
+    decoding: ThreadPoolExecutor
+
+
 @cache
-def io_pool():
-    """Threads for S3 round trips and decoding, which overlap the model's calls."""
-    return ThreadPoolExecutor(max_workers=8, thread_name_prefix="pipeline")
+def pools():
+    return Pools(ThreadPoolExecutor(max_workers=settings.WORKER_IO_THREADS, thread_name_prefix="io"),
+                 ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="decode"))
 
 
 def read_original(image):
@@ -123,7 +165,7 @@ def read_original(image):
 def describe_original(image, data):
     """Check an original the web tier never read as an upload through the web tier is checked (the
     same refusals: UndecodableImage), and set on `image`, for Image.objects.finish to record, its
-    SHA-256 (replacing the client's claim, if any), type and dimensions."""
+    SHA-256, type and dimensions."""
     image.sha256 = hashlib.sha256(data).hexdigest()
     header = read_header(data)
     image.content_type, image.width, image.height = header.content_type, header.width, header.height
@@ -142,12 +184,12 @@ def classify_stored(images, classifier=None, deadline=None):
     while the next batch is in the model. Returns (image, labels, thumbnail key, code, reason)
     outcomes, as Image.objects.finish records them. Images not reached by the monotonic
     `deadline` fail as timed out."""
-    pool = io_pool()
+    threads = pools()
     outcomes, storing = [], []
-    for batch in classify(images, read_original, classifier=classifier, thumbnails=True, pool=pool):
+    for batch in classify(images, read_original, classifier=classifier, thumbnails=True, pool=threads):
         for result in batch:
             if result.ok:
-                storing.append((result, pool.submit(store_thumbnail, result.source, result.thumbnail)))
+                storing.append((result, threads.io.submit(store_thumbnail, result.source, result.thumbnail)))
             else:
                 outcomes.append((result.source, (), "", result.code, result.error))
         if deadline is not None and time.monotonic() > deadline:

@@ -347,14 +347,17 @@ AUTOSCALE_RECURRENCE_SECONDS = optional_seconds("AUTOSCALE_RECURRENCE_SECONDS")
 AUTOSCALE_LEASE_SECONDS = envfloat("AUTOSCALE_LEASE_SECONDS", 120)
 # Tasks a worker runs at once (its Celery concurrency): the messages a node takes at a time.
 WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 2)
+# Threads per worker process for S3 round trips (reading originals, storing thumbnails); decoding
+# has one a core. More cost memory (about 12 MB each, bench/README.md) and gain little.
+WORKER_IO_THREADS = envint("WORKER_IO_THREADS", 4)
 # A node that is still busy this long after it was asked to drain is retired anyway;
 # SQS then redelivers its task.
 AUTOSCALE_DRAIN_TIMEOUT = envfloat("AUTOSCALE_DRAIN_TIMEOUT", TASK_TIME_LIMIT + 30)
 if not 0 <= AUTOSCALE_MIN_NODES <= AUTOSCALE_MAX_NODES:
     raise ImproperlyConfigured("AUTOSCALE_MIN_NODES must be between 0 and AUTOSCALE_MAX_NODES")
-if min(AUTOSCALE_MAX_STEP, AUTOSCALE_MAX_RETIRE_STEP, WORKER_CONCURRENCY) < 1:
-    raise ImproperlyConfigured("AUTOSCALE_MAX_STEP, AUTOSCALE_MAX_RETIRE_STEP and WORKER_CONCURRENCY "
-                               "must be at least 1")
+if min(AUTOSCALE_MAX_STEP, AUTOSCALE_MAX_RETIRE_STEP, WORKER_CONCURRENCY, WORKER_IO_THREADS) < 1:
+    raise ImproperlyConfigured("AUTOSCALE_MAX_STEP, AUTOSCALE_MAX_RETIRE_STEP, WORKER_CONCURRENCY and "
+                               "WORKER_IO_THREADS must be at least 1")
 if min(AUTOSCALE_INTERVAL, AUTOSCALE_BUSY_INTERVAL, AUTOSCALE_BOOT_SECONDS, AUTOSCALE_RATE_WINDOW) <= 0:
     raise ImproperlyConfigured("AUTOSCALE_INTERVAL, AUTOSCALE_BUSY_INTERVAL, AUTOSCALE_BOOT_SECONDS and "
                                "AUTOSCALE_RATE_WINDOW must be positive")

@@ -125,6 +125,8 @@ REFERENCE = {
         ("RESNET50_WEIGHTS", (WORKER,), "The ResNet50 weights file (never downloaded).", None),
         ("WORKER_CONCURRENCY", (WORKER,), "Tasks a worker node runs at once (its Celery concurrency).",
          "the core count"),
+        ("WORKER_IO_THREADS", (WORKER,), "Threads per worker process for S3 reads and thumbnail writes (decoding "
+         "has one a core).", None),
         ("WORKER_NODE", (WORKER,), "The node's id (the EC2 instance id, or local-N); set by the fleet.",
          "the host name"),
         ("WORKER_HEARTBEAT_SECONDS", (WORKER,), "Seconds between a worker's heartbeats.", None),

@@ -224,9 +224,11 @@ def test_the_decode_budget_bounds_the_decodes_in_flight(settings, monkeypatch):
 
     monkeypatch.setattr(pipeline, "open_image", open_and_note)
     bombs = [data for name, data in decode_bombs().items() if name.endswith(".png")]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = [result for batch in pipeline.classify(bombs, same, classifier=CountingClassifier(), pool=pool)
-                   for result in batch]
+    threads = pipeline.Pools(ThreadPoolExecutor(max_workers=8), ThreadPoolExecutor(max_workers=8))
+    results = [result for batch in pipeline.classify(bombs, same, classifier=CountingClassifier(), pool=threads)
+               for result in batch]
+    for pool in threads:
+        pool.shutdown()
     assert all(result.ok for result in results)
     assert len(seen) == len(bombs) and max(seen) <= 400 * 2**20
     assert pipeline_budget().in_use == 0
