@@ -21,7 +21,17 @@ import time
 from collections import Counter
 
 import numpy as np
-from stack import REFUSED, Sampler, image_report, local_stack, photo_jpegs, publish, upload_all, wait_for_results
+from stack import (
+    REFUSALS,
+    REFUSED,
+    Sampler,
+    image_report,
+    local_stack,
+    photo_jpegs,
+    publish,
+    upload_all,
+    wait_for_results,
+)
 
 
 def run_load(clients, images_per_client, per_request, timeout=1800, **settings):
@@ -118,7 +128,7 @@ def run_two_tenants(flood, small, per_request=100, timeout=1800):
         "flood_images": flood, "flood_accepted": a_accepted, "small_images": small,
         "b_alone_latency_s": percentiles(b_alone), "b_beside_flood_latency_s": percentiles(b_beside),
         "a_images_waiting_when_b_was_done": a_waiting,
-        "flood_http_statuses": dict(Counter(flood_statuses)), "refused": dict(REFUSED),
+        "flood_http_statuses": dict(Counter(flood_statuses)), "refused": dict(REFUSED), "refusals": REFUSALS,
     }
 
 

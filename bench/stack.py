@@ -161,9 +161,15 @@ UPLOAD_PATHS = {"presigned": upload_presigned, "multipart": upload_multipart}
 REFUSED = Counter()
 
 
+# The first few refusals, as the API said them.
+REFUSALS = []
+
+
 def count_refusals(response):
     if response.headers.get("Content-Type", "").startswith("application/json"):
-        REFUSED.update(refusal.get("error_code", "") for refusal in response.json().get("refused", []))
+        refused = response.json().get("refused", [])
+        REFUSED.update(refusal.get("error_code", "") for refusal in refused)
+        REFUSALS.extend(refused[:max(0, 10 - len(REFUSALS))])
 
 
 def upload_all(url, token, files, clients, per_request, path="presigned"):
