@@ -134,3 +134,9 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     remove_sqlite_test_database()
+
+
+@pytest.fixture
+def sync_browser_may_use_the_database(monkeypatch):
+    """Playwright's sync API runs an event loop in this thread; Django must still allow ORM calls."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

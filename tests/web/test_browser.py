@@ -33,11 +33,6 @@ WATCH_STATUSES = """() => {
 }"""
 
 
-@pytest.fixture
-def sync_browser_may_use_the_database(monkeypatch):
-    """Playwright's sync API runs an event loop in this thread; Django must still allow ORM calls."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
 def upload_files(tmp_path):

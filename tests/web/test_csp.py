@@ -25,10 +25,6 @@ LOADED_THUMBNAILS = ("() => [...document.querySelectorAll('img[alt^=Thumbnail]')
                      ".filter((img) => img.complete && img.naturalWidth > 0).length === 2")
 
 
-@pytest.fixture
-def sync_browser_may_use_the_database(monkeypatch):
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 
 @pytest.fixture
 def frank(django_user_model, aws):
