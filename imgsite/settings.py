@@ -30,20 +30,20 @@ def envbool(name, default="False"):
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true or false)")
 
 
-def envint(name, default):
+def envparsed(name, default, parse, kind):
     value = os.environ.get(name, str(default))
     try:
-        return int(value)
+        return parse(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+        raise ImproperlyConfigured(f"{name}={value!r} is not {kind}") from None
+
+
+def envint(name, default):
+    return envparsed(name, default, int, "an integer")
 
 
 def envfloat(name, default):
-    value = os.environ.get(name, str(default))
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+    return envparsed(name, default, float, "a number")
 
 
 def require(name, value):
