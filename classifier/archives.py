@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 from django.conf import settings
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 
-from classifier.decoding import UndecodableImage, size_problem
+from classifier.headers import UndecodableImage, size_problem
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 ZIP_CONTENT_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}

@@ -32,7 +32,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from classifier.decoding import UndecodableImage, size_problem
+from classifier.headers import UndecodableImage, size_problem
 from classifier.limits import LimitReached, UploadBudget, hold, release
 from classifier.models import Batch, Image
 from classifier.tasks import dispatch_after_commit

@@ -19,7 +19,9 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from classifier.decoding import UndecodableImage, make_thumbnail, memory_reserved, open_image, read_header
+from classifier.decode_budget import memory_reserved
+from classifier.decoding import make_thumbnail, open_image
+from classifier.headers import UndecodableImage, read_header
 from classifier.inference import MAX_BATCH, get_classifier, top_labels_of
 from classifier.models import thumbnail_key
 

@@ -11,7 +11,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from classifier.archives import NO_IMAGES, RefusedArchive, expand_archive, is_archive
-from classifier.decoding import UndecodableImage, read_header, size_problem
+from classifier.headers import UndecodableImage, read_header, size_problem
 from classifier.limits import LimitReached, UploadBudget
 from classifier.models import Batch, Image, image_key
 from classifier.tasks import dispatch_after_commit

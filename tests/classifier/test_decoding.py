@@ -6,13 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from classifier import decoding
-from classifier.decoding import (
-    UndecodableImage,
-    make_thumbnail,
-    open_image,
-    read_header,
-)
+from classifier import decoding, headers
+from classifier.decoding import make_thumbnail, open_image
+from classifier.headers import UndecodableImage, read_header
 from tests.corpus import (
     BAD_FILE_REASONS,
     bad_files,
@@ -82,7 +78,7 @@ def test_read_header_identifies_odd_file(name):
     format, width, height = ODD_EXPECTED[name]
     header = read_header(io.BytesIO(ODD[name]))
     assert (header.format, header.width, header.height) == (format, width, height)
-    assert header.content_type == decoding.CONTENT_TYPES[format]
+    assert header.content_type == headers.CONTENT_TYPES[format]
 
 
 @pytest.mark.parametrize("name", ODD_EXPECTED)
@@ -217,7 +213,7 @@ def test_it_maps_any_pillow_error_to_readable_reason(error, monkeypatch):
     def failing_open(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(decoding.Image, "open", failing_open)
+    monkeypatch.setattr(headers.Image, "open", failing_open)
     with pytest.raises(UndecodableImage, match="truncated or corrupt"):
         open_image(photo_jpeg())
 
@@ -343,8 +339,8 @@ def test_heic_and_avif_are_read_by_pillow_heif_and_pillow():
 
 
 def test_without_pillow_heif_a_heic_is_refused_in_words(monkeypatch):
-    monkeypatch.setattr(decoding, "pillow_heif", None)
-    monkeypatch.setattr(decoding, "AVIF_SUPPORTED", False)
+    monkeypatch.setattr(headers, "pillow_heif", None)
+    monkeypatch.setattr(headers, "AVIF_SUPPORTED", False)
     for name, format in (("photo.heic", "HEIC"), ("photo.avif", "AVIF")):
         with pytest.raises(UndecodableImage) as caught:
             read_header(io.BytesIO(ODD[name]))

@@ -8,7 +8,8 @@ import threading
 import pytest
 from django.conf import settings
 
-from classifier.decoding import MB, MemoryBudget, UndecodableImage, decode_memory, memory_reserved
+from classifier.decode_budget import MB, MemoryBudget, decode_memory, memory_reserved
+from classifier.headers import UndecodableImage
 from classifier.pipeline import DECODE_MIN_SIDE
 from tests.conftest import wait_until
 from tests.corpus import decode_bombs, encode, photo

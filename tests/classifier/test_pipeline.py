@@ -14,8 +14,9 @@ from django.urls import reverse
 from PIL import Image
 
 from classifier import pipeline
-from classifier.decoding import UndecodableImage, open_image
+from classifier.decoding import open_image
 from classifier.direct_uploads import Declared, commit_upload, start_upload
+from classifier.headers import UndecodableImage
 from classifier.inference import MAX_BATCH
 from classifier.models import Image as ImageRow
 from classifier.upload import check_upload
@@ -235,7 +236,7 @@ def test_the_decode_budget_bounds_the_decodes_in_flight(settings, monkeypatch):
 
 
 def pipeline_budget():
-    from classifier.decoding import DECODE_BUDGET
+    from classifier.decode_budget import DECODE_BUDGET
 
     return DECODE_BUDGET
 
