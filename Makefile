@@ -10,7 +10,7 @@ MOTO_PORT ?= 5000
 export AWS_ENDPOINT_URL ?= http://127.0.0.1:$(MOTO_PORT)
 export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
-# Local runs and tests only: production leaves DEBUG off (imgsite/settings.py).
+# Local runs and tests only: production leaves DEBUG off (imgsite/settings/core.py).
 export DEBUG ?= true
 
 # The model is rebuilt when what it is built from changes: the code that builds it, or the

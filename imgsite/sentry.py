@@ -1,4 +1,4 @@
-"""Error reports to Sentry. imgsite/settings.py imports this module only when SENTRY_DSN is set,
+"""Error reports to Sentry. imgsite/settings/operations.py imports this module only when SENTRY_DSN is set,
 so a deployment without Sentry neither imports nor needs sentry_sdk."""
 import math
 
