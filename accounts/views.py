@@ -41,13 +41,10 @@ class TokenForm(forms.Form):
 
 def account_page(request, form, new_key=None, status=200):
     now = timezone.now()
-    tokens = ApiToken.objects.filter(user=request.user)
-    tokens.expired(now).delete()
-    response = render(request, "accounts/account.html", {
-        "tokens": tokens.active(now), "form": form, "new_key": new_key,
+    return render(request, "accounts/account.html", {
+        "tokens": ApiToken.objects.filter(user=request.user).active(now), "form": form, "new_key": new_key,
         "limit": settings.API_TOKENS_PER_USER,
     }, status=status)
-    return response
 
 
 @never_cache

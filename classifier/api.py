@@ -171,7 +171,7 @@ START_DOC = dict(
         429: UPLOAD_LIMITS,
     },
 )
-START_DESCRIPTION = ("Declare the files (name, exact size, and optionally their SHA-256); each one admitted gets a "
+START_DESCRIPTION = ("Declare the files (name and exact size); each one admitted gets a "
                      "key and a presigned POST straight to storage, for exactly that size. POST each file there "
                      "(multipart/form-data: the fields as given, then the file in a field named 'file'), then "
                      "commit the keys that arrived. The request's budget and your quotas are charged with the "

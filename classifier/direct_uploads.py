@@ -20,7 +20,6 @@ web tier is refused for with the same code and reason, and records its type, dim
 (classifier.pipeline.read_original). A file never committed is removed by the orphan sweep
 (classifier.orphans, after ORPHAN_GRACE_SECONDS); its token expires long before that.
 """
-import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ from classifier.tasks import dispatch_after_commit
 from classifier.upload import Refusal, UploadResult, clean_filename
 
 SALT = "classifier.direct_uploads"
-SHA256 = re.compile(r"[0-9a-f]{64}")
 # The stored original's name: its type is unknown until the worker reads it.
 ORIGINAL = "original"
 UNKNOWN_KEY = ("unknown_key", "Not a file of this upload: commit only the keys that its start gave.")
@@ -202,5 +200,5 @@ def record(images):
     queue them; returns the rows."""
     with transaction.atomic():
         created = Image.objects.bulk_create(images)
-        dispatch_after_commit()
+        dispatch_after_commit({image.owner_id for image in created})
     return created

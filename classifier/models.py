@@ -253,11 +253,8 @@ class ImageQuerySet(models.QuerySet):
         for image, source in reused:
             image.status, image.reused_from, image.thumbnail = Image.Status.DONE, source, source.thumbnail.name
             image.model_name, image.started_at, image.finished_at = model_name, now, now
-            if not image.content_type:  # uploaded straight to S3 and unread: its owner says it is the source's bytes
-                image.content_type, image.width, image.height = source.content_type, source.width, source.height
         self.bulk_update([image for image, _ in reused], ["status", "reused_from", "thumbnail", "model_name",
-                                                         "started_at", "finished_at", "content_type", "width",
-                                                         "height"])
+                                                         "started_at", "finished_at"])
         Prediction.objects.bulk_create(
             Prediction(image=image, rank=p.rank, class_index=p.class_index, wnid=p.wnid, label=p.label, score=p.score,
                        parents=p.parents, search_text=p.search_text)
@@ -386,6 +383,15 @@ class Image(models.Model):
     def latency(self):
         """Queued → finished, as a timedelta, once the image is finished."""
         return self.finished_at - self.queued_at if self.is_final and self.finished_at else None
+
+    def timings(self):
+        """Seconds waiting in the queue, in a worker, and in all; None where not reached yet."""
+        def seconds(start, end):
+            return round((end - start).total_seconds(), 3) if start and end else None
+
+        return {"queued": seconds(self.queued_at, self.started_at),
+                "processing": seconds(self.started_at, self.finished_at),
+                "total": round(self.latency.total_seconds(), 3) if self.latency else None}
 
     @property
     def thumbnail_url(self):

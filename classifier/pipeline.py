@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from functools import cache
 from itertools import islice
@@ -99,9 +100,14 @@ def prepared_in_pools(sources, read, classifier, thumbnails, threads):
             return unprepared(source, problem)
         return threads.decoding.submit(guarded, source, lambda: make(source, data, classifier, thumbnails))
 
-    for future in [threads.io.submit(fetch, source) for source in sources]:
-        outcome = future.result()
-        yield outcome.result() if isinstance(outcome, Future) else outcome
+    futures = [threads.io.submit(fetch, source) for source in sources]
+    try:
+        for future in futures:
+            outcome = future.result()
+            yield outcome.result() if isinstance(outcome, Future) else outcome
+    finally:  # stopped early (a deadline): reads not yet started are not made for nothing
+        for future in futures:
+            future.cancel()
 
 
 def chunks(items, size):
@@ -188,14 +194,15 @@ def classify_stored(images, classifier=None, deadline=None):
     `deadline` fail as timed out."""
     threads = pools()
     outcomes, storing = [], []
-    for batch in classify(images, read_original, classifier=classifier, thumbnails=True, pool=threads):
-        for result in batch:
-            if result.ok:
-                storing.append((result, threads.io.submit(store_thumbnail, result.source, result.thumbnail)))
-            else:
-                outcomes.append((result.source, (), "", result.code, result.error))
-        if deadline is not None and time.monotonic() > deadline:
-            break
+    with closing(classify(images, read_original, classifier=classifier, thumbnails=True, pool=threads)) as batches:
+        for batch in batches:
+            for result in batch:
+                if result.ok:
+                    storing.append((result, threads.io.submit(store_thumbnail, result.source, result.thumbnail)))
+                else:
+                    outcomes.append((result.source, (), "", result.code, result.error))
+            if deadline is not None and time.monotonic() > deadline:
+                break
     outcomes += [(result.source, result.labels, key.result(), "", "") for result, key in storing]
     reached = {outcome[0].pk for outcome in outcomes}
     return outcomes + [timed_out(image) for image in images if image.pk not in reached]

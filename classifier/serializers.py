@@ -8,10 +8,6 @@ from rest_framework import serializers
 from classifier.models import Batch, Image, Prediction
 
 
-def seconds_between(start, end):
-    return round((end - start).total_seconds(), 3) if start and end else None
-
-
 def absolute(request, name, *args):
     return request.build_absolute_uri(reverse(name, args=args))
 
@@ -122,11 +118,11 @@ class ImageSerializer(ImageSummarySerializer):
 
     @extend_schema_field(TimingSerializer)
     def get_timing(self, image):
+        seconds = image.timings()
         return {
             "queued_at": image.queued_at, "started_at": image.started_at, "finished_at": image.finished_at,
-            "queue_seconds": seconds_between(image.queued_at, image.started_at),
-            "processing_seconds": seconds_between(image.started_at, image.finished_at),
-            "total_seconds": round(image.latency.total_seconds(), 3) if image.latency else None,
+            "queue_seconds": seconds["queued"], "processing_seconds": seconds["processing"],
+            "total_seconds": seconds["total"],
         }
 
     @extend_schema_field(OpenApiTypes.URI)

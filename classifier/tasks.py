@@ -25,6 +25,7 @@ from kombu.exceptions import KombuError
 
 from classifier import pipeline
 from classifier.inference import get_classifier
+from classifier.labels import hierarchy
 from classifier.models import Image
 from classifier.orphans import delete_thumbnails_of_vanished
 from imgsite.aws import client
@@ -39,14 +40,15 @@ SEND_ERRORS = (BotoCoreError, ClientError, KombuError, OSError)
 DISPATCH_USERS_PER_PASS = 200
 
 
-def dispatch(now=None):
+def dispatch(now=None, owners=None):
     """Send messages from the outbox, a message per user in turn, until every user with unsent
-    images has DISPATCH_WAITING_PER_USER messages waiting in SQS. Never raises: a send that
-    fails puts its images back in the outbox for the next pass. Returns the messages sent."""
+    images (or each of `owners`) has DISPATCH_WAITING_PER_USER messages waiting in SQS. Never
+    raises: a send that fails puts its images back in the outbox for the next pass. Returns the
+    messages sent."""
     now = now or timezone.now()
     sent = 0
     try:
-        owners = Image.objects.outbox_owners(DISPATCH_USERS_PER_PASS)
+        owners = owners or Image.objects.outbox_owners(DISPATCH_USERS_PER_PASS)
         waiting = Image.objects.waiting_messages(owners)
         room = {owner: settings.DISPATCH_WAITING_PER_USER - waiting.get(owner, 0) for owner in owners}
         while any(free > 0 for free in room.values()):
@@ -110,9 +112,11 @@ class Dispatcher:
 dispatcher = Dispatcher()
 
 
-def dispatch_after_commit():
-    """Dispatch once the current transaction commits (its images are then visible to workers)."""
-    transaction.on_commit(dispatch)
+def dispatch_after_commit(owners):
+    """Dispatch the images of `owners` once the current transaction commits (they are then
+    visible to workers); other users' are sent by the workers' claims and the sweeper, not on
+    this request's time."""
+    transaction.on_commit(lambda: dispatch(owners=list(owners)))
 
 
 def requeue(image_ids):
@@ -122,7 +126,7 @@ def requeue(image_ids):
     with transaction.atomic():
         ids = Image.objects.requeue(image_ids)
         if ids:
-            dispatch_after_commit()
+            dispatch_after_commit(set(Image.objects.filter(pk__in=ids).values_list("owner_id", flat=True)))
     return len(ids)
 
 
@@ -237,17 +241,24 @@ def come_back_after_the_lease(delivery_info, image_ids):
     raise Reject(f"images {image_ids} are held by another worker until {held_until:%H:%M:%S}", requeue=False)
 
 
+def load_model():
+    """The model and the classes' categories, loaded before the first task: a missing artifact
+    fails loudly at once, not inside finish()'s transaction after a group was classified."""
+    get_classifier()
+    hierarchy()
+
+
 @signals.worker_process_init.connect
 def load_model_in_child(**kwargs):
-    """A prefork child loads the model as it starts, so a missing artifact fails loudly at once."""
-    get_classifier()
+    """A prefork child loads the model as it starts."""
+    load_model()
 
 
 @signals.worker_init.connect
 def load_model_in_worker(sender=None, **kwargs):
     """The solo and threads pools run tasks in this process; prefork children load their own."""
     if "prefork" not in getattr(sender.pool_cls, "__module__", str(sender.pool_cls)):
-        get_classifier()
+        load_model()
 
 
 @signals.worker_ready.connect

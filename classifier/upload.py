@@ -175,6 +175,6 @@ def accept_uploads(user, uploads, batch=None, budget=None):
         reused = Image.objects.reuse_results(result.accepted, settings.CLASSIFIER_MODEL)
         result.reused = len(reused)
         if len(reused) < len(result.accepted):
-            dispatch_after_commit()
+            dispatch_after_commit([user.pk])
     result.batch = batch
     return result

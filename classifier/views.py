@@ -217,16 +217,6 @@ def batch_status(request, pk):
     return JsonResponse({**data, "images": [image_state(image, request, page_url) for image in images]})
 
 
-def image_timings(image):
-    """Seconds waiting in the queue, in a worker, and in all; None where not reached yet."""
-    def seconds(start, end):
-        return (end - start).total_seconds() if start and end else None
-
-    return {"queued": seconds(image.queued_at, image.started_at),
-            "processing": seconds(image.started_at, image.finished_at),
-            "total": seconds(image.queued_at, image.finished_at) if image.is_final else None}
-
-
 @login_required
 def image(request, uuid):
     """One image: the original (a presigned link), the top 5 with their categories, the timings."""
@@ -235,7 +225,7 @@ def image(request, uuid):
     neighbours = Image.objects.filter(batch_id=image.batch_id).values_list("uuid", flat=True)
     shows_inline = image.content_type in BROWSER_IMAGE_TYPES
     return render(request, "classifier/image.html", {
-        "image": image, "predictions": list(image.predictions.all()), "timings": image_timings(image),
+        "image": image, "predictions": list(image.predictions.all()), "timings": image.timings(),
         # Shown in the page as its detected type (one a browser shows as a picture); the link downloads
         # it, as the API's URL does.
         "shown_url": default_storage.signed_url(image.file.name, image.content_type) if shows_inline else "",

@@ -67,9 +67,7 @@ def environment_lines(environment, indent=6):
 
 
 def configured_queue_url():
-    if settings.CLASSIFY_QUEUE_URL:
-        return settings.CLASSIFY_QUEUE_URL
-    try:
+    try:  # CLASSIFY_QUEUE_URL when set, else looked up
         return lookup_queue_url(settings.CLASSIFY_QUEUE)
     except ClientError as exc:
         raise ImproperlyConfigured(

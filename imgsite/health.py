@@ -141,13 +141,17 @@ def healthz_deep(request):
     return JsonResponse({"status": "ok" if healthy else "failed", "checks": checks}, status=200 if healthy else 503)
 
 
+# Where the views marked answers_any_host are: other requests are not resolved twice.
+ANY_HOST_PATHS = ("/healthz", "/metrics")
+
+
 def answer_health_checks(get_response):
     """Middleware, first in MIDDLEWARE: a GET for a view marked answers_any_host (the health checks,
     /metrics) is answered here, before the host check and the HTTPS redirect; everything else
     goes on as usual."""
 
     def middleware(request):
-        if request.method in ("GET", "HEAD"):
+        if request.method in ("GET", "HEAD") and request.path_info.startswith(ANY_HOST_PATHS):
             try:
                 match = resolve(request.path_info)
             except Resolver404:

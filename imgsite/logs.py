@@ -69,6 +69,7 @@ def logging_config(log_format="plain", level="INFO", journald=False):
     """
     if log_format not in LOG_FORMATS:
         raise ValueError(f"LOG_FORMAT={log_format!r} must be plain or json")
+    level = level.upper()  # as settings read LOG_LEVEL, so that gunicorn's copy takes "info" too
     reset = {"handlers": [], "propagate": True}
     return {
         "version": 1,
@@ -84,5 +85,6 @@ def logging_config(log_format="plain", level="INFO", journald=False):
             "gunicorn.access": {**reset, "level": "INFO"},
             "botocore": {"level": "WARNING"},
             "urllib3": {"level": "WARNING"},
+            "axes": {"level": "WARNING"},  # a line per successful login is noise; lockouts stay
         },
     }

@@ -160,17 +160,17 @@ REFERENCE = {
         ("FLEET_NAME", (AUTOSCALER, PROVISION), "Names the workers' instances, role and launch template, and "
                                                 "the roles FLEET_NAME-web and FLEET_NAME-autoscaler.", None),
         ("ASG_NAME", (AUTOSCALER, PROVISION), "The Auto Scaling group (asg backend).", None),
-        ("EC2_LAUNCH_TEMPLATE", (AUTOSCALER, PROVISION), "The launch template (ec2 backend); default FLEET_NAME.",
-         None),
-        ("EC2_AMI_ID", (AUTOSCALER, PROVISION), "The worker image; empty: the newest imgsite-worker-* image.",
+        ("EC2_LAUNCH_TEMPLATE", (AUTOSCALER, PROVISION), "The launch template the ec2 backend launches from (it "
+         "must be set there); `provision --with-launch-template` makes it, named FLEET_NAME if unset.", None),
+        ("EC2_AMI_ID", (PROVISION,), "The worker image; empty: the newest imgsite-worker-* image.",
          None),
         ("EC2_INSTANCE_TYPE", (AUTOSCALER, PROVISION), "The workers' instance type.", None),
-        ("EC2_INSTANCE_PROFILE", (AUTOSCALER, PROVISION), "The workers' instance profile; default FLEET_NAME.",
+        ("EC2_INSTANCE_PROFILE", (PROVISION,), "The workers' instance profile; default FLEET_NAME.",
          None),
-        ("EC2_SUBNET_ID", (AUTOSCALER, PROVISION), "Comma-separated subnets the workers run in.", None),
-        ("EC2_SECURITY_GROUP_IDS", (AUTOSCALER, PROVISION), "Comma-separated security groups of the workers.",
+        ("EC2_SUBNET_ID", (PROVISION,), "Comma-separated subnets the workers run in.", None),
+        ("EC2_SECURITY_GROUP_IDS", (PROVISION,), "Comma-separated security groups of the workers.",
          None),
-        ("EC2_USER_DATA_FILE", (AUTOSCALER, PROVISION), "A user-data template instead of "
+        ("EC2_USER_DATA_FILE", (PROVISION,), "A user-data template instead of "
                                                         "worker_ami/user-data.yaml.tmpl.", None),
     ],
     "Operations: logs, errors, metrics, health": [

@@ -6,9 +6,6 @@ from django.utils import timezone
 
 
 class WorkerNodeQuerySet(models.QuerySet):
-    def alive(self, now, stale_after):
-        return self.filter(last_heartbeat__gte=now - timedelta(seconds=stale_after))
-
     def drained_names(self, now, stale_after):
         """Draining nodes whose worker has stopped, or stopped reporting: safe to terminate."""
         stale = now - timedelta(seconds=stale_after)

@@ -24,8 +24,8 @@ def live_claims(now):
     """{node: tasks it runs now}. A worker extends its images' leases while its task runs, and
     stops when it dies or gives up at the task time limit: so a node whose process was killed
     stops counting as busy within SQS_VISIBILITY_TIMEOUT, and nothing can pin it busy forever."""
-    claims = Image.objects.filter(status=Image.Status.PROCESSING, lease_expires_at__gt=now).values_list(
-        "worker", "started_at").distinct()
+    claims = Image.objects.filter(status=Image.Status.PROCESSING, lease_expires_at__gt=now).order_by().values_list(
+        "worker", "started_at").distinct()  # no ordering: it would make each image a row of its own
     tasks = {}
     for worker, _ in claims:
         node = worker.rsplit(":", 1)[0]

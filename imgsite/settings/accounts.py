@@ -4,7 +4,6 @@ from datetime import timedelta
 from django.core.exceptions import ImproperlyConfigured
 
 from imgsite.settings.env import envbool, envint, envstr, require
-from imgsite.settings.operations import LOGGING
 
 # Tokens are hashed at rest, named, and expire; a user holds a few at most.
 KNOX_TOKEN_MODEL = "accounts.ApiToken"
@@ -42,4 +41,3 @@ if PASSWORD_RESET_ENABLED:
     require("DEFAULT_FROM_EMAIL (with EMAIL_HOST)", DEFAULT_FROM_EMAIL)
 # Reset mails a client or an address may ask for per hour; more are dropped without a word.
 PASSWORD_RESET_RATE = envint("PASSWORD_RESET_RATE", 5)
-LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # a line per successful login is noise; lockouts stay

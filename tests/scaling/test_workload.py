@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from scaling.workload import recent_seconds_per_image
+from scaling.workload import live_claims, recent_seconds_per_image
 from tests.classifier.conftest import make_image
 
 pytestmark = pytest.mark.django_db
@@ -25,3 +25,11 @@ def test_seconds_per_image_counts_a_workers_overlapping_groups_once(user):
     group("", 20, 0, 5)  # results reused at upload: no worker's time
     # (15 s busy on a:1 + 4 s on b:2) / 10 images; counting each group's span would say 2.4 s
     assert recent_seconds_per_image(now) == pytest.approx(1.9)
+
+
+def test_a_task_of_several_images_counts_once(user):
+    now = timezone.now()
+    for _ in range(3):  # one group: the same worker process claimed them together
+        make_image(user, status="processing", worker="node-1:7", started_at=now,
+                   lease_expires_at=now + timedelta(seconds=30))
+    assert live_claims(now) == {"node-1": 1}
